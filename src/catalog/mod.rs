@@ -1,0 +1,85 @@
+//! Barman's on-disk catalog for one server: where its directories are, and
+//! creating them as Barman does. The formats inside (backup.info, xlog.db)
+//! live in their own modules as they are built.
+
+pub mod lock;
+
+use std::path::{Path, PathBuf};
+
+use crate::config::ServerConfig;
+
+/// The directories of one server, resolved from its configuration.
+#[derive(Debug, Clone)]
+pub struct ServerCatalog {
+    pub name: String,
+    pub backup_directory: PathBuf,
+    pub basebackups_directory: PathBuf,
+    pub wals_directory: PathBuf,
+    pub incoming_wals_directory: PathBuf,
+    pub streaming_wals_directory: PathBuf,
+    pub errors_directory: PathBuf,
+    pub xlogdb_directory: PathBuf,
+}
+
+impl ServerCatalog {
+    pub fn new(server: &ServerConfig) -> ServerCatalog {
+        ServerCatalog {
+            name: server.name.clone(),
+            backup_directory: server.path("backup_directory"),
+            basebackups_directory: server.path("basebackups_directory"),
+            wals_directory: server.path("wals_directory"),
+            incoming_wals_directory: server.path("incoming_wals_directory"),
+            streaming_wals_directory: server.path("streaming_wals_directory"),
+            errors_directory: server.path("errors_directory"),
+            xlogdb_directory: server.path("xlogdb_directory"),
+        }
+    }
+
+    pub fn meta_directory(&self) -> PathBuf {
+        self.backup_directory.join("meta")
+    }
+
+    pub fn xlogdb_file(&self) -> PathBuf {
+        self.xlogdb_directory.join(format!("{}-xlog.db", self.name))
+    }
+
+    pub fn identity_file(&self) -> PathBuf {
+        self.backup_directory.join("identity.json")
+    }
+
+    /// The directories `check` creates, in Barman's order.
+    pub fn directories(&self, streaming: bool) -> Vec<&Path> {
+        let mut dirs = vec![
+            self.backup_directory.as_path(),
+            self.basebackups_directory.as_path(),
+            self.wals_directory.as_path(),
+            self.incoming_wals_directory.as_path(),
+        ];
+        if streaming {
+            dirs.push(self.streaming_wals_directory.as_path());
+        }
+        dirs.push(self.errors_directory.as_path());
+        dirs
+    }
+
+    /// Creates every directory (and `meta/`) as Barman's `mkpath` does
+    /// (mode 0777 less the umask). Stops at the first failure, naming it.
+    pub fn create_directories(&self, streaming: bool) -> Result<(), String> {
+        let meta = self.meta_directory();
+        for dir in self.directories(streaming).into_iter().chain([meta.as_path()]) {
+            if let Err(e) = std::fs::create_dir_all(dir) {
+                return Err(format!("{}: {}", dir.display(), strerror(&e)));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The C library's message for an I/O error, without Rust's "(os error N)".
+pub fn strerror(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}

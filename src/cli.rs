@@ -1,0 +1,188 @@
+//! The command line, as Barman 3.19's argparse spells it: global flags,
+//! subcommands with their aliases and options. Plain data, no logic.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::output::Format;
+
+pub const VERSION_LINE: &str = "3.19.1 Barman by EnterpriseDB (www.enterprisedb.com)";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "barman",
+    about = "Backup and Recovery Manager for PostgreSQL (barman-rs)",
+    disable_version_flag = true
+)]
+pub struct Cli {
+    /// Show program's version number and exit.
+    #[arg(short = 'v', long = "version")]
+    pub version: bool,
+
+    /// Uses a configuration file (defaults: ~/.barman.conf, /etc/barman.conf, /etc/barman/barman.conf).
+    #[arg(short = 'c', long = "config", value_name = "CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+
+    /// Whether to use colors in the output.
+    #[arg(long = "color", visible_alias = "colour", value_enum, default_value_t = Color::Auto, global = true)]
+    pub color: Color,
+
+    /// Override the default log level.
+    #[arg(long = "log-level", global = true)]
+    pub log_level: Option<String>,
+
+    /// Be quiet.
+    #[arg(short = 'q', long = "quiet", global = true)]
+    pub quiet: bool,
+
+    /// Debug mode.
+    #[arg(short = 'd', long = "debug", global = true)]
+    pub debug: bool,
+
+    /// Output format.
+    #[arg(short = 'f', long = "format", value_enum, default_value_t = Format::Console, global = true)]
+    pub format: Format,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Color {
+    Never,
+    Always,
+    Auto,
+}
+
+/// One or more server names, or `all`.
+#[derive(Debug, Args)]
+pub struct Servers {
+    /// Specifies the server names (`all` for every server).
+    #[arg(required = true, value_name = "SERVER_NAME")]
+    pub server_name: Vec<String>,
+}
+
+/// Arguments of a Barman command barman-rs does not implement yet: accepted
+/// as typed so the error can name the command, never silently ignored.
+#[derive(Debug, Args)]
+pub struct NotYet {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List available servers, with useful information.
+    #[command(name = "list-servers", visible_alias = "list-server")]
+    ListServers {
+        /// Machine readable output.
+        #[arg(long)]
+        minimal: bool,
+    },
+    /// Show all configuration parameters for the specified servers.
+    #[command(name = "show-servers", visible_alias = "show-server")]
+    ShowServers(Servers),
+    /// Check if the server configuration is working.
+    Check {
+        #[command(flatten)]
+        servers: Servers,
+        /// Nagios plugin compatible output.
+        #[arg(long)]
+        nagios: bool,
+        /// Maximum execution time for the check command (seconds, 0 = none).
+        #[arg(long = "check-timeout", value_name = "CHECK_TIMEOUT")]
+        check_timeout: Option<u64>,
+    },
+    /// Shows live information and status of the PostgreSQL server.
+    Status(Servers),
+    /// Diagnostic command (for support and problems detection purpose).
+    Diagnose {
+        /// Include the source file which provides the effective value for each configuration option.
+        #[arg(long = "show-config-source")]
+        show_config_source: bool,
+    },
+    /// Clean up the lock directory of every unused lock file.
+    #[command(name = "lock-directory-cleanup")]
+    LockDirectoryCleanup,
+
+    // ---- Not implemented yet: parsed, then refused with a clear message.
+    #[command(hide = true)]
+    Cron(NotYet),
+    #[command(name = "archive-wal", hide = true)]
+    ArchiveWal(NotYet),
+    #[command(name = "put-wal", hide = true)]
+    PutWal(NotYet),
+    #[command(name = "get-wal", hide = true)]
+    GetWal(NotYet),
+    #[command(name = "switch-wal", visible_alias = "switch-xlog", hide = true)]
+    SwitchWal(NotYet),
+    #[command(name = "rebuild-xlogdb", hide = true)]
+    RebuildXlogdb(NotYet),
+    #[command(name = "receive-wal", hide = true)]
+    ReceiveWal(NotYet),
+    #[command(hide = true)]
+    Backup(NotYet),
+    #[command(name = "list-backups", visible_alias = "list-backup", hide = true)]
+    ListBackups(NotYet),
+    #[command(name = "show-backup", visible_alias = "show-backups", hide = true)]
+    ShowBackup(NotYet),
+    #[command(name = "list-files", hide = true)]
+    ListFiles(NotYet),
+    #[command(hide = true)]
+    Delete(NotYet),
+    #[command(hide = true)]
+    Keep(NotYet),
+    #[command(name = "check-backup", hide = true)]
+    CheckBackup(NotYet),
+    #[command(name = "verify-backup", visible_alias = "verify", hide = true)]
+    VerifyBackup(NotYet),
+    #[command(name = "generate-manifest", hide = true)]
+    GenerateManifest(NotYet),
+    #[command(visible_alias = "recover", hide = true)]
+    Restore(NotYet),
+    #[command(name = "check-wal-archive", hide = true)]
+    CheckWalArchive(NotYet),
+    #[command(name = "replication-status", hide = true)]
+    ReplicationStatus(NotYet),
+    #[command(name = "list-processes", visible_alias = "list-process", hide = true)]
+    ListProcesses(NotYet),
+    #[command(name = "terminate-process", hide = true)]
+    TerminateProcess(NotYet),
+    #[command(name = "config-switch", hide = true)]
+    ConfigSwitch(NotYet),
+    #[command(name = "config-update", hide = true)]
+    ConfigUpdate(NotYet),
+}
+
+impl Command {
+    /// The Barman name of a command barman-rs does not implement yet.
+    pub fn not_yet(&self) -> Option<&'static str> {
+        Some(match self {
+            Command::Cron(_) => "cron",
+            Command::ArchiveWal(_) => "archive-wal",
+            Command::PutWal(_) => "put-wal",
+            Command::GetWal(_) => "get-wal",
+            Command::SwitchWal(_) => "switch-wal",
+            Command::RebuildXlogdb(_) => "rebuild-xlogdb",
+            Command::ReceiveWal(_) => "receive-wal",
+            Command::Backup(_) => "backup",
+            Command::ListBackups(_) => "list-backups",
+            Command::ShowBackup(_) => "show-backup",
+            Command::ListFiles(_) => "list-files",
+            Command::Delete(_) => "delete",
+            Command::Keep(_) => "keep",
+            Command::CheckBackup(_) => "check-backup",
+            Command::VerifyBackup(_) => "verify-backup",
+            Command::GenerateManifest(_) => "generate-manifest",
+            Command::Restore(_) => "restore",
+            Command::CheckWalArchive(_) => "check-wal-archive",
+            Command::ReplicationStatus(_) => "replication-status",
+            Command::ListProcesses(_) => "list-processes",
+            Command::TerminateProcess(_) => "terminate-process",
+            Command::ConfigSwitch(_) => "config-switch",
+            Command::ConfigUpdate(_) => "config-update",
+            _ => return None,
+        })
+    }
+}

@@ -1,0 +1,22 @@
+//! barman-rs: a PostgreSQL backup and recovery manager, drop-in successor to
+//! Barman 3.19 (same configuration, commands, messages and catalog).
+//!
+//! Architecture map:
+//! - [`cli`]: the command line as Barman spells it (plain data);
+//! - [`app`]: start-up order (config → user → logging → output → command);
+//! - [`config`]: Barman's INI dialect, option table, typed values;
+//! - [`catalog`]: the on-disk catalog (paths, locks; formats as they land);
+//! - [`postgres`]: connection strings and the SQL client;
+//! - [`server`]: live status of a server (PostgreSQL, replication, tools);
+//! - [`commands`]: one module per subcommand, orchestration only;
+//! - [`output`], [`logging`]: what the user and the log file see.
+
+pub mod app;
+pub mod catalog;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod logging;
+pub mod output;
+pub mod postgres;
+pub mod server;

@@ -1,0 +1,12 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = barman::cli::Cli::parse();
+    if cli.version {
+        println!("{}", barman::cli::VERSION_LINE);
+        return ExitCode::SUCCESS;
+    }
+    ExitCode::from(barman::app::run(cli).clamp(0, 255) as u8)
+}
