@@ -25,7 +25,10 @@ pub fn run(cli: Cli) -> i32 {
         eprintln!("{msg}");
         return 1;
     }
-    let level_text = cli.log_level.clone().unwrap_or_else(|| config.log_level.clone());
+    let level_text = cli
+        .log_level
+        .clone()
+        .unwrap_or_else(|| config.log_level.clone());
     let level = crate::logging::parse_level(&level_text);
     let log_warning = crate::logging::init(
         config.log_file.as_deref(),
@@ -70,7 +73,11 @@ fn drop_privileges(user: &str) -> Result<(), String> {
     use nix::unistd::{getuid, setgid, setgroups, setuid, Group, User};
     let pw = match User::from_name(user) {
         Ok(Some(pw)) => pw,
-        _ => return Err(format!("ERROR: the configured user '{user}' does not exists")),
+        _ => {
+            return Err(format!(
+                "ERROR: the configured user '{user}' does not exists"
+            ))
+        }
     };
     if pw.uid == getuid() {
         return Ok(());

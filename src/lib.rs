@@ -16,6 +16,8 @@ pub mod catalog;
 pub mod cli;
 pub mod commands;
 pub mod config;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod logging;
 pub mod output;
 pub mod postgres;

@@ -101,7 +101,13 @@ fn render(format: &str, record: &Record) -> String {
             "name" => logger_name(record.target()),
             "levelname" => level_name(record.level()).to_string(),
             "message" => record.args().to_string(),
-            "module" => record.module_path().unwrap_or("").rsplit("::").next().unwrap_or("").to_string(),
+            "module" => record
+                .module_path()
+                .unwrap_or("")
+                .rsplit("::")
+                .next()
+                .unwrap_or("")
+                .to_string(),
             "lineno" => record.line().unwrap_or(0).to_string(),
             _ => rest[p..p + 2 + spec_end].to_string(),
         };
@@ -150,7 +156,10 @@ pub fn init(log_file: Option<&Path>, level: LevelFilter, format: Option<&str>) -
             match opened {
                 Ok(f) => Sink::File(f),
                 Err(_) => {
-                    warning = Some("Failed opening the requested log file. Using standard error instead.".to_string());
+                    warning = Some(
+                        "Failed opening the requested log file. Using standard error instead."
+                            .to_string(),
+                    );
                     Sink::Stderr
                 }
             }
@@ -180,7 +189,10 @@ mod tests {
             .build();
         let line = render(DEFAULT_FORMAT, &rec);
         let pid = std::process::id();
-        assert!(line.ends_with(&format!(" [{pid}] barman.commands.check WARNING: hello\n")), "{line}");
+        assert!(
+            line.ends_with(&format!(" [{pid}] barman.commands.check WARNING: hello\n")),
+            "{line}"
+        );
         assert_eq!(line.as_bytes()[4], b'-');
         assert_eq!(line.as_bytes()[19], b',');
     }

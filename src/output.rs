@@ -107,7 +107,7 @@ impl Output {
         }
     }
 
-    fn to_field(&mut self, field: &str, msg: &str) {
+    fn push_field(&mut self, field: &str, msg: &str) {
         let list = self
             .json
             .entry(field.to_string())
@@ -129,7 +129,7 @@ impl Output {
             return;
         }
         match self.writer {
-            Writer::Json => self.to_field("_INFO", msg),
+            Writer::Json => self.push_field("_INFO", msg),
             _ => self.out(msg),
         }
     }
@@ -137,7 +137,7 @@ impl Output {
     pub fn warning(&mut self, msg: &str) {
         log::warn!("{msg}");
         match self.writer {
-            Writer::Json => self.to_field("_WARNING", msg),
+            Writer::Json => self.push_field("_WARNING", msg),
             _ => {
                 let line = self.paint(format!("WARNING: {msg}"), "33");
                 self.err(&line)
@@ -149,7 +149,7 @@ impl Output {
         log::error!("{msg}");
         self.error_occurred = true;
         match self.writer {
-            Writer::Json => self.to_field("_ERROR", msg),
+            Writer::Json => self.push_field("_ERROR", msg),
             _ => {
                 let line = self.paint(format!("ERROR: {msg}"), "31");
                 self.err(&line)
@@ -167,7 +167,7 @@ impl Output {
         log::error!("{msg}");
         self.error_occurred = true;
         match self.writer {
-            Writer::Json => self.to_field("_EXCEPTION", msg),
+            Writer::Json => self.push_field("_EXCEPTION", msg),
             _ => {
                 let line = self.paint(format!("EXCEPTION: {msg}"), "31");
                 self.err(&line)
@@ -181,7 +181,7 @@ impl Output {
             return;
         }
         match self.writer {
-            Writer::Json => self.to_field("_DEBUG", msg),
+            Writer::Json => self.push_field("_DEBUG", msg),
             _ => self.err(&format!("DEBUG: {msg}")),
         }
     }
@@ -222,7 +222,14 @@ impl Output {
         }
     }
 
-    pub fn result_check(&mut self, server: &str, check: &str, ok: bool, hint: Option<&str>, perfdata: Option<u64>) {
+    pub fn result_check(
+        &mut self,
+        server: &str,
+        check: &str,
+        ok: bool,
+        hint: Option<&str>,
+        perfdata: Option<u64>,
+    ) {
         self.checks.push(CheckResult {
             server: server.to_string(),
             check: check.to_string(),
@@ -235,15 +242,28 @@ impl Output {
         }
         match self.writer {
             Writer::Json => {
-                let key = check.to_lowercase().replace([' ', '-'], "_").replace('.', "");
+                let key = check
+                    .to_lowercase()
+                    .replace([' ', '-'], "_")
+                    .replace('.', "");
                 let entry = self.json_entry(server);
                 let mut m = Map::new();
-                m.insert("hint".into(), hint.map_or(J::String(String::new()), |h| J::String(h.into())));
-                m.insert("status".into(), J::String(if ok { "OK" } else { "FAILED" }.into()));
+                m.insert(
+                    "hint".into(),
+                    hint.map_or(J::String(String::new()), |h| J::String(h.into())),
+                );
+                m.insert(
+                    "status".into(),
+                    J::String(if ok { "OK" } else { "FAILED" }.into()),
+                );
                 entry.insert(key, J::Object(m));
             }
             _ => {
-                let verdict = if ok { self.paint("OK".into(), "32") } else { self.paint("FAILED".into(), "31") };
+                let verdict = if ok {
+                    self.paint("OK".into(), "32")
+                } else {
+                    self.paint("FAILED".into(), "31")
+                };
                 let line = match hint {
                     Some(h) if !h.is_empty() => format!("\t{check}: {verdict} ({h})"),
                     _ => format!("\t{check}: {verdict}"),
@@ -291,7 +311,11 @@ impl Output {
                 _ => {}
             }
         }
-        let perf = if perf.is_empty() { String::new() } else { format!("|{}", perf.join(" ")) };
+        let perf = if perf.is_empty() {
+            String::new()
+        } else {
+            format!("|{}", perf.join(" "))
+        };
         let mut lines = Vec::new();
         if issues.is_empty() && self.error_occurred {
             lines.push("BARMAN CRITICAL - Global configuration errors".to_string());
@@ -300,20 +324,34 @@ impl Output {
             let mut summary = Vec::new();
             let mut details = Vec::new();
             for s in &issues {
-                let failed: Vec<&CheckResult> = self.checks.iter().filter(|c| c.server == *s && !c.ok).collect();
+                let failed: Vec<&CheckResult> = self
+                    .checks
+                    .iter()
+                    .filter(|c| c.server == *s && !c.ok)
+                    .collect();
                 summary.push(format!(
                     "{s} FAILED: {}",
-                    failed.iter().map(|c| c.check.as_str()).collect::<Vec<_>>().join(", ")
+                    failed
+                        .iter()
+                        .map(|c| c.check.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ));
                 for c in failed {
                     match &c.hint {
-                        Some(h) if !h.is_empty() => details.push(format!("{s}.{}: FAILED ({h})", c.check)),
+                        Some(h) if !h.is_empty() => {
+                            details.push(format!("{s}.{}: FAILED ({h})", c.check))
+                        }
                         _ => details.push(format!("{s}.{}: FAILED", c.check)),
                     }
                 }
             }
             if servers.len() == 1 {
-                lines.push(format!("BARMAN CRITICAL - server {} has issues * {}{perf}", servers[0], summary.join(" * ")));
+                lines.push(format!(
+                    "BARMAN CRITICAL - server {} has issues * {}{perf}",
+                    servers[0],
+                    summary.join(" * ")
+                ));
             } else {
                 lines.push(format!(
                     "BARMAN CRITICAL - {} server out of {} have issues * {}{perf}",
@@ -326,7 +364,11 @@ impl Output {
             self.exit_code = 2;
         } else {
             let ignoring: String = issues.iter().map(|i| format!(" * IGNORING: {i}")).collect();
-            let good: Vec<&str> = servers.iter().filter(|s| !issues.contains(s)).copied().collect();
+            let good: Vec<&str> = servers
+                .iter()
+                .filter(|s| !issues.contains(s))
+                .copied()
+                .collect();
             lines.push(match good.len() {
                 0 => format!("BARMAN OK - No server configured{ignoring}"),
                 1 => format!("BARMAN OK - Ready to serve the Espresso backup for {}{ignoring}{perf}", good[0]),
@@ -376,7 +418,9 @@ pub fn redact_passwords(text: &str) -> String {
         let start = p + "postgresql://".len();
         out.push_str(&rest[..start]);
         rest = &rest[start..];
-        let auth_end = rest.find(|c: char| c == ' ' || c == '@').filter(|&i| rest.as_bytes()[i] == b'@');
+        let auth_end = rest
+            .find([' ', '@'])
+            .filter(|&i| rest.as_bytes()[i] == b'@');
         if let Some(at) = auth_end {
             if let Some(colon) = rest[..at].find(':') {
                 out.push_str(&rest[..colon + 1]);
@@ -464,7 +508,11 @@ pub fn python_float_repr(f: f64) -> String {
         return "NaN".into();
     }
     if f.is_infinite() {
-        return if f > 0.0 { "Infinity".into() } else { "-Infinity".into() };
+        return if f > 0.0 {
+            "Infinity".into()
+        } else {
+            "-Infinity".into()
+        };
     }
     let abs = f.abs();
     if abs != 0.0 && !(1e-4..1e16).contains(&abs) {
@@ -506,17 +554,33 @@ pub fn human_duration(secs: f64) -> String {
     let secs = secs.abs();
     let days = (secs / 86400.0).floor() as i64;
     let rem = (secs - days as f64 * 86400.0).floor() as i64;
-    let parts = [(days, "day"), (rem / 3600, "hour"), ((rem / 60) % 60, "minute"), (rem % 60, "second")];
+    let parts = [
+        (days, "day"),
+        (rem / 3600, "hour"),
+        ((rem / 60) % 60, "minute"),
+        (rem % 60, "second"),
+    ];
     let list: Vec<String> = parts
         .iter()
         .filter(|(n, _)| *n > 0)
-        .map(|(n, u)| if *n == 1 { format!("{n} {u}") } else { format!("{n} {u}s") })
+        .map(|(n, u)| {
+            if *n == 1 {
+                format!("{n} {u}")
+            } else {
+                format!("{n} {u}s")
+            }
+        })
         .collect();
     if list.is_empty() {
         "less than one second".into()
     } else {
         list.join(", ")
     }
+}
+
+/// Python's `ctime()`: `Tue Nov 24 22:07:58 2026` (day space-padded).
+pub fn ctime(z: &jiff::ZonedDateTime) -> String {
+    z.strftime("%a %b %e %H:%M:%S %Y").to_string()
 }
 
 #[cfg(test)]
@@ -539,7 +603,10 @@ mod tests {
     #[test]
     fn python_json_spelling() {
         let v: J = serde_json::json!({"b": [1, "x"], "a": {"k": null, "u": "é"}});
-        assert_eq!(python_json(&v), r#"{"a": {"k": null, "u": "\u00e9"}, "b": [1, "x"]}"#);
+        assert_eq!(
+            python_json(&v),
+            r#"{"a": {"k": null, "u": "\u00e9"}, "b": [1, "x"]}"#
+        );
     }
 
     #[test]
@@ -560,9 +627,4 @@ mod tests {
         assert_eq!(human_duration(172.0), "2 minutes, 52 seconds");
         assert_eq!(human_duration(90061.0), "1 day, 1 hour, 1 minute, 1 second");
     }
-}
-
-/// Python's `ctime()`: `Tue Nov 24 22:07:58 2026` (day space-padded).
-pub fn ctime(z: &jiff::ZonedDateTime) -> String {
-    z.strftime("%a %b %e %H:%M:%S %Y").to_string()
 }

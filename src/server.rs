@@ -43,7 +43,9 @@ pub fn uses_streaming(cfg: &ServerConfig) -> bool {
 }
 
 fn conninfo_ok(cfg: &ServerConfig) -> bool {
-    !cfg.msg_list.iter().any(|m| m.starts_with("PostgreSQL connection:"))
+    !cfg.msg_list
+        .iter()
+        .any(|m| m.starts_with("PostgreSQL connection:"))
 }
 
 impl Remote {
@@ -83,37 +85,84 @@ impl Remote {
         if let Some(pg) = &self.pg {
             let reachable = pg.server_version.is_some();
             for k in [
-                "current_xlog", "data_directory", "is_in_recovery", "is_superuser", "postgres_systemid",
-                "replication_slot", "replication_slot_support", "server_txt_version",
-                "synchronous_standby_names", "version_supported",
+                "current_xlog",
+                "data_directory",
+                "is_in_recovery",
+                "is_superuser",
+                "postgres_systemid",
+                "replication_slot",
+                "replication_slot_support",
+                "server_txt_version",
+                "synchronous_standby_names",
+                "version_supported",
             ] {
                 m.insert(k.to_string(), Value::None);
             }
             if reachable {
-                for k in ["wal_level", "hot_standby", "max_wal_senders", "data_checksums", "max_replication_slots", "wal_compression", "archive_timeout", "checkpoint_timeout"] {
-                    m.insert(k.into(), pg.setting(k).map_or(Value::None, |v| Value::Str(v.into())));
+                for k in [
+                    "wal_level",
+                    "hot_standby",
+                    "max_wal_senders",
+                    "data_checksums",
+                    "max_replication_slots",
+                    "wal_compression",
+                    "archive_timeout",
+                    "checkpoint_timeout",
+                ] {
+                    m.insert(
+                        k.into(),
+                        pg.setting(k).map_or(Value::None, |v| Value::Str(v.into())),
+                    );
                 }
-                for k in ["archive_timeout", "checkpoint_timeout", "max_wal_senders", "max_replication_slots"] {
+                for k in [
+                    "archive_timeout",
+                    "checkpoint_timeout",
+                    "max_wal_senders",
+                    "max_replication_slots",
+                ] {
                     if let Some(Ok(n)) = pg.setting(k).map(str::parse::<i64>) {
                         m.insert(k.into(), Value::Int(n));
                     }
                 }
-                let keep = if pg.server_version.unwrap_or(0) < 130000 { "wal_keep_segments" } else { "wal_keep_size" };
-                m.insert(keep.into(), pg.setting(keep).map_or(Value::None, |v| Value::Str(v.into())));
-                m.insert("data_directory".into(), pg.setting("data_directory").map_or(Value::None, |v| Value::Str(v.into())));
+                let keep = if pg.server_version.unwrap_or(0) < 130000 {
+                    "wal_keep_segments"
+                } else {
+                    "wal_keep_size"
+                };
+                m.insert(
+                    keep.into(),
+                    pg.setting(keep)
+                        .map_or(Value::None, |v| Value::Str(v.into())),
+                );
+                m.insert(
+                    "data_directory".into(),
+                    pg.setting("data_directory")
+                        .map_or(Value::None, |v| Value::Str(v.into())),
+                );
                 m.insert("is_superuser".into(), b(pg.is_superuser));
                 m.insert("has_backup_privileges".into(), b(pg.has_backup_privileges));
-                m.insert("has_monitoring_privileges".into(), b(pg.has_backup_privileges));
+                m.insert(
+                    "has_monitoring_privileges".into(),
+                    b(pg.has_backup_privileges),
+                );
                 m.insert("is_in_recovery".into(), b(pg.is_in_recovery));
                 m.insert("server_txt_version".into(), s(&pg.server_txt_version));
-                m.insert("version_supported".into(), Value::Bool(pg.server_version.unwrap_or(0) >= 90600));
+                m.insert(
+                    "version_supported".into(),
+                    Value::Bool(pg.server_version.unwrap_or(0) >= 90600),
+                );
                 m.insert("current_lsn".into(), s(&pg.current_lsn));
                 m.insert("current_xlog".into(), s(&pg.current_xlog));
                 m.insert("current_size".into(), i(pg.current_size));
-                let seg = pg.setting("wal_segment_size").and_then(|v| v.parse::<i64>().ok());
+                let seg = pg
+                    .setting("wal_segment_size")
+                    .and_then(|v| v.parse::<i64>().ok());
                 m.insert("xlog_segment_size".into(), i(seg));
                 for k in ["config_file", "hba_file", "ident_file"] {
-                    m.insert(k.into(), pg.setting(k).map_or(Value::None, |v| Value::Str(v.into())));
+                    m.insert(
+                        k.into(),
+                        pg.setting(k).map_or(Value::None, |v| Value::Str(v.into())),
+                    );
                 }
                 m.insert("replication_slot_support".into(), Value::Bool(true));
                 if cfg.get_str("slot_name").is_some() {
@@ -124,7 +173,9 @@ impl Remote {
                                 "Slot(slot_name={}, active={}, restart_lsn={})",
                                 python_repr_str(cfg.get_str("slot_name").unwrap_or_default()),
                                 if sl.active { "True" } else { "False" },
-                                sl.restart_lsn.as_deref().map_or("None".to_string(), python_repr_str)
+                                sl.restart_lsn
+                                    .as_deref()
+                                    .map_or("None".to_string(), python_repr_str)
                             ))
                         }),
                     );
@@ -135,23 +186,41 @@ impl Remote {
                     .split(',')
                     .map(|x| python_repr_str(x.trim()))
                     .collect();
-                m.insert("synchronous_standby_names".into(), Value::Str(format!("[{}]", names.join(", "))));
+                m.insert(
+                    "synchronous_standby_names".into(),
+                    Value::Str(format!("[{}]", names.join(", "))),
+                );
                 m.insert("postgres_systemid".into(), s(&pg.systemid));
             }
             if cfg.get_bool("archiver") {
-                m.insert("archive_mode".into(), pg.setting("archive_mode").map_or(Value::None, |v| Value::Str(v.into())));
-                m.insert("archive_command".into(), pg.setting("archive_command").map_or(Value::None, |v| Value::Str(v.into())));
+                m.insert(
+                    "archive_mode".into(),
+                    pg.setting("archive_mode")
+                        .map_or(Value::None, |v| Value::Str(v.into())),
+                );
+                m.insert(
+                    "archive_command".into(),
+                    pg.setting("archive_command")
+                        .map_or(Value::None, |v| Value::Str(v.into())),
+                );
                 if reachable {
                     m.insert("is_archiving".into(), b(pg.is_archiving));
                     m.insert("archived_count".into(), i(pg.archived_count));
                     m.insert("failed_count".into(), i(pg.failed_count));
                     m.insert("last_archived_wal".into(), s(&pg.last_archived_wal));
                     m.insert("last_failed_wal".into(), s(&pg.last_failed_wal));
-                    m.insert("last_archived_time".into(), s(&pg.last_archived_time.as_deref().map(python_tz_time)));
-                    m.insert("last_failed_time".into(), s(&pg.last_failed_time.as_deref().map(python_tz_time)));
+                    m.insert(
+                        "last_archived_time".into(),
+                        s(&pg.last_archived_time.as_deref().map(python_tz_time)),
+                    );
+                    m.insert(
+                        "last_failed_time".into(),
+                        s(&pg.last_failed_time.as_deref().map(python_tz_time)),
+                    );
                     m.insert(
                         "current_archived_wals_per_second".into(),
-                        pg.current_archived_wals_per_second.map_or(Value::None, |f| Value::Str(python_float_repr(f))),
+                        pg.current_archived_wals_per_second
+                            .map_or(Value::None, |f| Value::Str(python_float_repr(f))),
                     );
                 }
             }
@@ -159,8 +228,14 @@ impl Remote {
         if let Some(st) = &self.stream {
             m.insert("connection_error".into(), s(&st.error));
             let ok = st.error.is_none();
-            m.insert("streaming".into(), if ok { Value::Bool(true) } else { Value::None });
-            m.insert("streaming_supported".into(), if ok { Value::Bool(true) } else { Value::None });
+            m.insert(
+                "streaming".into(),
+                if ok { Value::Bool(true) } else { Value::None },
+            );
+            m.insert(
+                "streaming_supported".into(),
+                if ok { Value::Bool(true) } else { Value::None },
+            );
             m.insert("streaming_systemid".into(), s(&st.systemid));
             m.insert("timeline".into(), i(st.timeline));
             m.insert("xlogpos".into(), s(&st.xlogpos));
@@ -168,18 +243,48 @@ impl Remote {
         let server_major = self.server_version().map(|v| v / 10000);
         if let Some(t) = &self.pg_basebackup {
             tool_keys(&mut m, "pg_basebackup", t, server_major);
-            m.insert("pg_basebackup_bwlimit".into(), if t.version.is_some() { Value::Bool(true) } else { Value::None });
-            m.insert("pg_basebackup_tbls_mapping".into(), if t.version.is_some() { Value::Bool(true) } else { Value::None });
+            m.insert(
+                "pg_basebackup_bwlimit".into(),
+                if t.version.is_some() {
+                    Value::Bool(true)
+                } else {
+                    Value::None
+                },
+            );
+            m.insert(
+                "pg_basebackup_tbls_mapping".into(),
+                if t.version.is_some() {
+                    Value::Bool(true)
+                } else {
+                    Value::None
+                },
+            );
         }
         if let Some(t) = &self.pg_receivewal {
             tool_keys(&mut m, "pg_receivexlog", t, server_major);
             let known = server_major.is_some() && t.version.is_some();
-            m.insert("pg_receivexlog_supports_slots".into(), if known { Value::Bool(true) } else { Value::None });
-            let sync = self.pg.as_ref().and_then(|p| p.setting("synchronous_standby_names")).map(|names| {
-                let app = cfg.get_str("streaming_archiver_name").unwrap_or("barman_receive_wal");
-                names.split(',').any(|n| n.trim() == "*" || n.trim() == app)
-            });
-            m.insert("pg_receivexlog_synchronous".into(), if known { b(sync) } else { Value::None });
+            m.insert(
+                "pg_receivexlog_supports_slots".into(),
+                if known {
+                    Value::Bool(true)
+                } else {
+                    Value::None
+                },
+            );
+            let sync = self
+                .pg
+                .as_ref()
+                .and_then(|p| p.setting("synchronous_standby_names"))
+                .map(|names| {
+                    let app = cfg
+                        .get_str("streaming_archiver_name")
+                        .unwrap_or("barman_receive_wal");
+                    names.split(',').any(|n| n.trim() == "*" || n.trim() == app)
+                });
+            m.insert(
+                "pg_receivexlog_synchronous".into(),
+                if known { b(sync) } else { Value::None },
+            );
         }
         m
     }
@@ -189,9 +294,14 @@ fn tool_keys(m: &mut BTreeMap<String, Value>, prefix: &str, t: &Tool, server_maj
     m.insert(format!("{prefix}_installed"), Value::Bool(t.path.is_some()));
     m.insert(
         format!("{prefix}_path"),
-        t.path.as_ref().map_or(Value::None, |p| Value::Str(p.display().to_string())),
+        t.path
+            .as_ref()
+            .map_or(Value::None, |p| Value::Str(p.display().to_string())),
     );
-    m.insert(format!("{prefix}_version"), t.version.clone().map_or(Value::None, Value::Str));
+    m.insert(
+        format!("{prefix}_version"),
+        t.version.clone().map_or(Value::None, Value::Str),
+    );
     let compatible = match (server_major, t.version.as_deref().and_then(major_of)) {
         (Some(s), Some(tv)) => Value::Bool(tv >= s),
         _ => Value::None,
@@ -218,7 +328,12 @@ fn python_tz_time(pg: &str) -> String {
 fn search_path(cfg: &ServerConfig) -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = Vec::new();
     if let Some(prefix) = cfg.get_str("path_prefix") {
-        dirs.extend(prefix.split(':').filter(|p| !p.is_empty()).map(PathBuf::from));
+        dirs.extend(
+            prefix
+                .split(':')
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from),
+        );
     }
     if let Some(path) = std::env::var_os("PATH") {
         dirs.extend(std::env::split_paths(&path));
@@ -234,7 +349,9 @@ pub fn find_tool(cfg: &ServerConfig, names: &[&str]) -> Tool {
             if !path.is_file() {
                 continue;
             }
-            let Ok(out) = Command::new(&path).arg("--version").output() else { continue };
+            let Ok(out) = Command::new(&path).arg("--version").output() else {
+                continue;
+            };
             if !out.status.success() {
                 continue;
             }
@@ -245,7 +362,10 @@ pub fn find_tool(cfg: &ServerConfig, names: &[&str]) -> Tool {
                 .split_whitespace()
                 .find(|t| t.starts_with(|c: char| c.is_ascii_digit()))
                 .map(str::to_string);
-            return Tool { path: Some(path), version };
+            return Tool {
+                path: Some(path),
+                version,
+            };
         }
     }
     Tool::default()
@@ -257,12 +377,31 @@ pub fn find_tool(cfg: &ServerConfig, names: &[&str]) -> Tool {
 fn identify_system(cfg: &ServerConfig, conninfo: &str) -> StreamStatus {
     let psql = find_tool(cfg, &["psql"]);
     let Some(psql) = psql.path else {
-        return StreamStatus { error: Some("psql not found: cannot test the replication connection".into()), ..Default::default() };
+        return StreamStatus {
+            error: Some("psql not found: cannot test the replication connection".into()),
+            ..Default::default()
+        };
     };
     let dsn = format!("{conninfo} dbname=replication replication=true");
     let out = Command::new(psql)
-        .args(["-X", "-A", "-t", "-F", "|", "-w", "-c", "IDENTIFY_SYSTEM", &dsn])
-        .env("PGCONNECT_TIMEOUT", cfg.get_int("check_timeout").unwrap_or(30).clamp(2, 30).to_string())
+        .args([
+            "-X",
+            "-A",
+            "-t",
+            "-F",
+            "|",
+            "-w",
+            "-c",
+            "IDENTIFY_SYSTEM",
+            &dsn,
+        ])
+        .env(
+            "PGCONNECT_TIMEOUT",
+            cfg.get_int("check_timeout")
+                .unwrap_or(30)
+                .clamp(2, 30)
+                .to_string(),
+        )
         .output();
     match out {
         Ok(o) if o.status.success() => {
@@ -277,9 +416,21 @@ fn identify_system(cfg: &ServerConfig, conninfo: &str) -> StreamStatus {
         }
         Ok(o) => {
             let err = String::from_utf8_lossy(&o.stderr);
-            let line = err.lines().next().unwrap_or("").trim().trim_start_matches("psql: error: ").to_string();
-            StreamStatus { error: Some(line), ..Default::default() }
+            let line = err
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim()
+                .trim_start_matches("psql: error: ")
+                .to_string();
+            StreamStatus {
+                error: Some(line),
+                ..Default::default()
+            }
         }
-        Err(e) => StreamStatus { error: Some(e.to_string()), ..Default::default() },
+        Err(e) => StreamStatus {
+            error: Some(e.to_string()),
+            ..Default::default()
+        },
     }
 }

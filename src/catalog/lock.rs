@@ -18,7 +18,10 @@ pub enum LockError {
     #[error("lock file {path} is held by another process{}", pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
     Busy { path: PathBuf, pid: Option<u32> },
     #[error("cannot take lock file {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// A held lock.
@@ -36,7 +39,10 @@ impl Lock {
 
 /// Takes the lock at `path`, waiting for it when `wait` is true.
 pub fn acquire(path: &Path, wait: bool) -> Result<Lock, LockError> {
-    let io = |source| LockError::Io { path: path.to_path_buf(), source };
+    let io = |source| LockError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -51,7 +57,10 @@ pub fn acquire(path: &Path, wait: bool) -> Result<Lock, LockError> {
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(LockError::Busy { path: path.to_path_buf(), pid: read_pid(&mut file) })
+                return Err(LockError::Busy {
+                    path: path.to_path_buf(),
+                    pid: read_pid(&mut file),
+                })
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
         }
@@ -60,7 +69,10 @@ pub fn acquire(path: &Path, wait: bool) -> Result<Lock, LockError> {
     let content = format!("{}\n", std::process::id());
     file.write_all(content.as_bytes()).map_err(io)?;
     file.set_len(content.len() as u64).map_err(io)?;
-    Ok(Lock { path: path.to_path_buf(), _file: file })
+    Ok(Lock {
+        path: path.to_path_buf(),
+        _file: file,
+    })
 }
 
 fn read_pid(file: &mut File) -> Option<u32> {
@@ -149,7 +161,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(".pg-archive-wal.lock");
         let held = acquire(&path, false).unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{}\n", std::process::id()));
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            format!("{}\n", std::process::id())
+        );
         match acquire(&path, false) {
             Err(LockError::Busy { pid, .. }) => assert_eq!(pid, Some(std::process::id())),
             other => panic!("expected busy, got {other:?}"),

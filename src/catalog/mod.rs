@@ -66,7 +66,11 @@ impl ServerCatalog {
     /// (mode 0777 less the umask). Stops at the first failure, naming it.
     pub fn create_directories(&self, streaming: bool) -> Result<(), String> {
         let meta = self.meta_directory();
-        for dir in self.directories(streaming).into_iter().chain([meta.as_path()]) {
+        for dir in self
+            .directories(streaming)
+            .into_iter()
+            .chain([meta.as_path()])
+        {
             if let Err(e) = std::fs::create_dir_all(dir) {
                 return Err(format!("{}: {}", dir.display(), strerror(&e)));
             }

@@ -15,7 +15,9 @@ pub fn run(ctx: &mut Ctx, names: &[String], nagios: bool, check_timeout: Option<
     if nagios {
         ctx.out.set_nagios();
     }
-    let Some(names) = ctx.select(Some(names)) else { return };
+    let Some(names) = ctx.select(Some(names)) else {
+        return;
+    };
     for name in names {
         let Some(mut cfg) = ctx.config.servers.get(&name).cloned() else {
             ctx.out.error(&format!("Unknown server '{name}'"));
@@ -40,7 +42,8 @@ impl Checker<'_> {
         self.out.result_check(self.server, check, ok, hint, None);
     }
     fn perf(&mut self, check: &str, hint: &str, perfdata: u64) {
-        self.out.result_check(self.server, check, true, Some(hint), Some(perfdata));
+        self.out
+            .result_check(self.server, check, true, Some(hint), Some(perfdata));
     }
 }
 
@@ -56,23 +59,48 @@ fn count_files(dir: &Path) -> usize {
 }
 
 fn xlogdb_empty(cat: &ServerCatalog) -> bool {
-    std::fs::metadata(cat.xlogdb_file()).map(|m| m.len() == 0).unwrap_or(true)
+    std::fs::metadata(cat.xlogdb_file())
+        .map(|m| m.len() == 0)
+        .unwrap_or(true)
 }
 
 fn check_server(out: &mut Output, cfg: &ServerConfig) {
     let cat = ServerCatalog::new(cfg);
     let timeout = cfg.get_int("check_timeout").unwrap_or(30);
-    let conn_timeout = Duration::from_secs(if timeout <= 0 { 30 } else { timeout.clamp(2, 30) as u64 });
-    let remote = if cfg.active() { Remote::fetch(cfg, conn_timeout) } else { Remote::default() };
-    let mut c = Checker { out, server: &cfg.name };
+    let conn_timeout = Duration::from_secs(if timeout <= 0 {
+        30
+    } else {
+        timeout.clamp(2, 30) as u64
+    });
+    let remote = if cfg.active() {
+        Remote::fetch(cfg, conn_timeout)
+    } else {
+        Remote::default()
+    };
+    let mut c = Checker {
+        out,
+        server: &cfg.name,
+    };
 
     // WAL archive: shown only when it fails.
     if xlogdb_empty(&cat) {
-        c.result("WAL archive", false, Some("please make sure WAL shipping is setup"));
+        c.result(
+            "WAL archive",
+            false,
+            Some("please make sure WAL shipping is setup"),
+        );
     }
     for (dir_name, dir, enabled) in [
-        ("incoming", &cat.incoming_wals_directory, cfg.get_bool("archiver")),
-        ("streaming", &cat.streaming_wals_directory, cfg.get_bool("streaming_archiver")),
+        (
+            "incoming",
+            &cat.incoming_wals_directory,
+            cfg.get_bool("archiver"),
+        ),
+        (
+            "streaming",
+            &cat.streaming_wals_directory,
+            cfg.get_bool("streaming_archiver"),
+        ),
     ] {
         let mut count = count_files(dir) as i64;
         if dir_name == "streaming" {
@@ -80,7 +108,11 @@ fn check_server(out: &mut Output, cfg: &ServerConfig) {
         }
         if !enabled {
             if count > 0 {
-                let archiver = if dir_name == "incoming" { "archiver" } else { "streaming_archiver" };
+                let archiver = if dir_name == "incoming" {
+                    "archiver"
+                } else {
+                    "streaming_archiver"
+                };
                 let hint = format!("'{}' must be empty when {archiver}=off", dir.display());
                 c.result(&format!("empty {dir_name} directory"), false, Some(&hint));
             }
@@ -118,13 +150,21 @@ fn check_server(out: &mut Output, cfg: &ServerConfig) {
                     None => {}
                 }
                 if let Some(st) = &remote.stream {
-                    c.result("PostgreSQL streaming", st.error.is_none(), st.error.as_deref());
+                    c.result(
+                        "PostgreSQL streaming",
+                        st.error.is_none(),
+                        st.error.as_deref(),
+                    );
                 }
                 if let Some(level) = pg.setting("wal_level") {
                     if level != "minimal" {
                         c.result("wal_level", true, None);
                     } else {
-                        c.result("wal_level", false, Some("please set it to a higher level than 'minimal'"));
+                        c.result(
+                            "wal_level",
+                            false,
+                            Some("please set it to a higher level than 'minimal'"),
+                        );
                     }
                 }
             }
@@ -150,7 +190,9 @@ fn check_server(out: &mut Output, cfg: &ServerConfig) {
                 (Some(_), true) => c.result("replication slot", true, None),
                 (Some(s), false) if s.restart_lsn.is_some() => {
                     let status = if s.active { "active" } else { "initialised" };
-                    let hint = format!("WARNING: slot '{slot}' is {status} but not required by the current config");
+                    let hint = format!(
+                        "WARNING: slot '{slot}' is {status} but not required by the current config"
+                    );
                     c.result("replication slot", true, Some(&hint));
                 }
                 _ => {}
@@ -173,24 +215,43 @@ fn check_server(out: &mut Output, cfg: &ServerConfig) {
             );
             c.result("backup maximum age", false, Some(&hint));
         }
-        _ => c.result("backup maximum age", true, Some("no last_backup_maximum_age provided")),
+        _ => c.result(
+            "backup maximum age",
+            true,
+            Some("no last_backup_maximum_age provided"),
+        ),
     }
     match cfg.get_int("last_backup_minimum_size") {
         Some(min) => {
             let hint = format!("last backup size 0 B < {} minimum", pretty_size(min as f64));
-            c.out.result_check(c.server, "backup minimum size", min <= 0, Some(&hint), Some(0));
+            c.out.result_check(
+                c.server,
+                "backup minimum size",
+                min <= 0,
+                Some(&hint),
+                Some(0),
+            );
         }
         None => c.perf("backup minimum size", "0 B", 0),
     }
     if cfg.get("last_wal_maximum_age").is_none() {
-        c.result("wal maximum age", true, Some("no last_wal_maximum_age provided"));
+        c.result(
+            "wal maximum age",
+            true,
+            Some("no last_wal_maximum_age provided"),
+        );
     } else {
-        c.result("wal maximum age", false, Some("No WAL files archived for last backup"));
+        c.result(
+            "wal maximum age",
+            false,
+            Some("No WAL files archived for last backup"),
+        );
     }
     c.perf("wal size", "0 B", 0);
     let compression_ok = !matches!(cfg.get_str("compression"), Some("xz" | "snappy"))
         && !(cfg.get_str("compression") == Some("custom")
-            && (cfg.get_str("custom_compression_filter").is_none() || cfg.get_str("custom_decompression_filter").is_none()));
+            && (cfg.get_str("custom_compression_filter").is_none()
+                || cfg.get_str("custom_decompression_filter").is_none()));
     c.result("compression settings", compression_ok, None);
     c.result("failed backups", true, Some("there are 0 failed backups"));
     let mr = cfg.minimum_redundancy();
@@ -243,17 +304,33 @@ fn check_server(out: &mut Output, cfg: &ServerConfig) {
     if cfg.active() {
         if let Some(t) = &remote.pg_receivewal {
             c.result("pg_receivexlog", t.path.is_some(), None);
-            tool_compat(&mut c, "pg_receivexlog", t, &pg, "pg_receivexlog compatible");
-            let lock = crate::catalog::lock::LockNames { dir: &cat.backup_directory };
+            tool_compat(
+                &mut c,
+                "pg_receivexlog",
+                t,
+                &pg,
+                "pg_receivexlog compatible",
+            );
+            let lock = crate::catalog::lock::LockNames {
+                dir: &cat.backup_directory,
+            };
             let _ = lock;
-            c.result("receive-wal running", false, Some("See the Barman log file for more details"));
+            c.result(
+                "receive-wal running",
+                false,
+                Some("See the Barman log file for more details"),
+            );
         }
         if cfg.get_bool("archiver") && pg_up {
             let mode = pg.setting("archive_mode").unwrap_or("");
             if mode == "on" || mode == "always" {
                 c.result("archive_mode", true, None);
             } else {
-                c.result("archive_mode", false, Some("please set it to 'on' or 'always'"));
+                c.result(
+                    "archive_mode",
+                    false,
+                    Some("please set it to 'on' or 'always'"),
+                );
             }
             let cmd = pg.setting("archive_command").unwrap_or("");
             if !cmd.is_empty() && cmd != "(disabled)" {
@@ -262,21 +339,42 @@ fn check_server(out: &mut Output, cfg: &ServerConfig) {
                     c.result("continuous archiving", a, None);
                 }
             } else {
-                c.result("archive_command", false, Some("please set it accordingly to documentation"));
+                c.result(
+                    "archive_command",
+                    false,
+                    Some("please set it accordingly to documentation"),
+                );
             }
         }
     }
 
     let errors: Vec<String> = std::fs::read_dir(&cat.errors_directory)
-        .map(|d| d.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default();
     let hint = summarise_error_files(&errors);
-    c.result("archiver errors", errors.is_empty(), if hint.is_empty() { None } else { Some(&hint) });
+    c.result(
+        "archiver errors",
+        errors.is_empty(),
+        if hint.is_empty() { None } else { Some(&hint) },
+    );
 }
 
-fn tool_compat(c: &mut Checker, label: &str, t: &crate::server::Tool, pg: &crate::postgres::client::PgStatus, check: &str) {
+fn tool_compat(
+    c: &mut Checker,
+    label: &str,
+    t: &crate::server::Tool,
+    pg: &crate::postgres::client::PgStatus,
+    check: &str,
+) {
     let server_major = pg.server_version.map(|v| v / 10000);
-    let compatible = match (server_major, t.version.as_deref().and_then(crate::server::major_of)) {
+    let compatible = match (
+        server_major,
+        t.version.as_deref().and_then(crate::server::major_of),
+    ) {
         (Some(s), Some(tv)) => Some(tv >= s),
         _ => None,
     };
@@ -300,13 +398,21 @@ fn method_checks(c: &mut Checker, cfg: &ServerConfig, remote: &Remote) {
             c.result("pg_basebackup", t.path.is_some(), None);
             tool_compat(c, "pg_basebackup", &t, &pg, "pg_basebackup compatible");
             if pg.server_txt_version.is_some() {
-                c.result("pg_basebackup supports tablespaces mapping", t.version.is_some(), None);
+                c.result(
+                    "pg_basebackup supports tablespaces mapping",
+                    t.version.is_some(),
+                    None,
+                );
             }
         }
         Some("rsync") => {
-            let Some(ssh) = cfg.get_str("ssh_command") else { return };
+            let Some(ssh) = cfg.get_str("ssh_command") else {
+                return;
+            };
             let mut argv: Vec<String> = ssh.split_whitespace().map(str::to_string).collect();
-            argv.extend(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no"].map(String::from));
+            argv.extend(
+                ["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no"].map(String::from),
+            );
             let shown = argv.join(" ");
             let status = std::process::Command::new(&argv[0])
                 .args(&argv[1..])
@@ -318,7 +424,10 @@ fn method_checks(c: &mut Checker, cfg: &ServerConfig, remote: &Remote) {
             match status {
                 Ok(s) if s.success() => c.result("ssh", true, Some("PostgreSQL server")),
                 Ok(s) => {
-                    let hint = format!("Connection failed using '{shown}' return code {}", s.code().unwrap_or(-1));
+                    let hint = format!(
+                        "Connection failed using '{shown}' return code {}",
+                        s.code().unwrap_or(-1)
+                    );
                     c.result("ssh", false, Some(&hint));
                 }
                 Err(e) => {
@@ -329,8 +438,14 @@ fn method_checks(c: &mut Checker, cfg: &ServerConfig, remote: &Remote) {
         }
         Some("local-rsync") => {
             let dd = pg.setting("data_directory").map(str::to_string);
-            match dd.map(|d| std::fs::read_dir(&d).map(|_| ()).map_err(|e| format!("{d}: {e}"))) {
-                Some(Ok(())) | None => c.result("local PGDATA", true, Some("Access to local PGDATA")),
+            match dd.map(|d| {
+                std::fs::read_dir(&d)
+                    .map(|_| ())
+                    .map_err(|e| format!("{d}: {e}"))
+            }) {
+                Some(Ok(())) | None => {
+                    c.result("local PGDATA", true, Some("Access to local PGDATA"))
+                }
                 Some(Err(e)) => c.result("local PGDATA", false, Some(&e)),
             }
         }
@@ -351,7 +466,12 @@ pub fn summarise_error_files(names: &[String]) -> String {
         }
     }
     let mut parts = Vec::new();
-    for (label, n) in [("duplicates", dup), ("unknown", unknown), ("not relevant", not_relevant), ("unknown failure", failure)] {
+    for (label, n) in [
+        ("duplicates", dup),
+        ("unknown", unknown),
+        ("not relevant", not_relevant),
+        ("unknown failure", failure),
+    ] {
         if n > 0 {
             parts.push(format!("{label}: {n}"));
         }

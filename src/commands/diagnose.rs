@@ -12,9 +12,18 @@ pub fn run(ctx: &mut Ctx, show_source: bool) {
     for (k, v) in &cfg.global_items {
         global.insert(k.clone(), J::String(v.clone()));
     }
-    global.insert("barman_lock_directory".into(), J::String(cfg.lock_directory.display().to_string()));
-    global.insert("lock_directory_cleanup".into(), J::Bool(cfg.lock_directory_cleanup));
-    global.insert("config_changes_queue".into(), J::String(cfg.config_changes_queue.display().to_string()));
+    global.insert(
+        "barman_lock_directory".into(),
+        J::String(cfg.lock_directory.display().to_string()),
+    );
+    global.insert(
+        "lock_directory_cleanup".into(),
+        J::Bool(cfg.lock_directory_cleanup),
+    );
+    global.insert(
+        "config_changes_queue".into(),
+        J::String(cfg.config_changes_queue.display().to_string()),
+    );
     if show_source {
         for (k, v) in global.iter_mut() {
             *v = json!({"value": v.clone(), "source": cfg.source_of("barman", k)});

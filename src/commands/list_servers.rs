@@ -5,7 +5,9 @@ use serde_json::{json, Value as J};
 use super::Ctx;
 
 pub fn run(ctx: &mut Ctx, minimal: bool) {
-    let Some(names) = ctx.select(None) else { return };
+    let Some(names) = ctx.select(None) else {
+        return;
+    };
     for name in names {
         let server = &ctx.config.servers[&name];
         let mut description = server.description().unwrap_or("").to_string();
@@ -15,7 +17,8 @@ pub fn run(ctx: &mut Ctx, minimal: bool) {
             description.push_str(" (WARNING: disabled)");
         }
         if ctx.out.is_json() {
-            ctx.out.json_set(&name, json!({ "description": description }));
+            ctx.out
+                .json_set(&name, json!({ "description": description }));
             continue;
         }
         let line = if minimal || description.is_empty() {

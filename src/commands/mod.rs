@@ -35,7 +35,8 @@ impl Ctx {
             None => self.config.servers.keys().cloned().collect(),
             Some(n) if n.iter().any(|s| s == "all") => {
                 if n.len() != 1 {
-                    self.out.error("You cannot use 'all' with other server names");
+                    self.out
+                        .error("You cannot use 'all' with other server names");
                 }
                 self.config.servers.keys().cloned().collect()
             }
@@ -55,7 +56,9 @@ impl Ctx {
 
     /// Warns about options barman-rs accepts but does not act on yet.
     pub fn report_unsupported(&mut self, server: &str) {
-        let Some(s) = self.config.servers.get(server) else { return };
+        let Some(s) = self.config.servers.get(server) else {
+            return;
+        };
         if !s.unsupported.is_empty() {
             let list = s.unsupported.join(", ");
             self.out.warning(&format!(
@@ -68,16 +71,20 @@ impl Ctx {
 /// Runs one command; returns the process exit status.
 pub fn run(ctx: &mut Ctx, command: Command) -> i32 {
     if let Some(name) = command.not_yet() {
-        ctx.out.error(&format!("barman-rs does not implement the '{name}' command yet"));
+        ctx.out.error(&format!(
+            "barman-rs does not implement the '{name}' command yet"
+        ));
         ctx.out.close();
         return 2;
     }
     match command {
         Command::ListServers { minimal } => list_servers::run(ctx, minimal),
         Command::ShowServers(s) => show_servers::run(ctx, &s.server_name),
-        Command::Check { servers, nagios, check_timeout } => {
-            check::run(ctx, &servers.server_name, nagios, check_timeout)
-        }
+        Command::Check {
+            servers,
+            nagios,
+            check_timeout,
+        } => check::run(ctx, &servers.server_name, nagios, check_timeout),
         Command::Status(s) => status::run(ctx, &s.server_name),
         Command::Diagnose { show_config_source } => diagnose::run(ctx, show_config_source),
         Command::LockDirectoryCleanup => {

@@ -10,14 +10,17 @@ use crate::config::types::{python_timedelta, Value};
 use crate::server::Remote;
 
 pub fn run(ctx: &mut Ctx, names: &[String]) {
-    let Some(names) = ctx.select(Some(names)) else { return };
+    let Some(names) = ctx.select(Some(names)) else {
+        return;
+    };
     for name in names {
         let Some(cfg) = ctx.config.servers.get(&name).cloned() else {
             ctx.out.error(&format!("Unknown server '{name}'"));
             continue;
         };
         ctx.report_unsupported(&name);
-        let timeout = Duration::from_secs(cfg.get_int("check_timeout").unwrap_or(30).clamp(1, 30) as u64);
+        let timeout =
+            Duration::from_secs(cfg.get_int("check_timeout").unwrap_or(30).clamp(1, 30) as u64);
         let remote = Remote::fetch(&cfg, timeout);
         let mut map = remote.to_map(&cfg);
         for (k, v) in cfg.items() {
@@ -45,7 +48,10 @@ pub fn run(ctx: &mut Ctx, names: &[String]) {
         };
         if ctx.out.is_json() {
             let mut obj = Map::new();
-            obj.insert("description".into(), description.map_or(J::Null, |d| J::String(d.into())));
+            obj.insert(
+                "description".into(),
+                description.map_or(J::Null, |d| J::String(d.into())),
+            );
             for (k, v) in &map {
                 let j = v.to_json();
                 if j.is_null() && obj.contains_key(k) {

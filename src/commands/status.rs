@@ -10,39 +10,66 @@ use crate::output::{pretty_size, python_float_repr};
 use crate::server::Remote;
 
 pub fn run(ctx: &mut Ctx, names: &[String]) {
-    let Some(names) = ctx.select(Some(names)) else { return };
+    let Some(names) = ctx.select(Some(names)) else {
+        return;
+    };
     for name in names {
         let Some(cfg) = ctx.config.servers.get(&name).cloned() else {
             ctx.out.error(&format!("Unknown server '{name}'"));
             continue;
         };
-        let timeout = Duration::from_secs(cfg.get_int("check_timeout").unwrap_or(30).clamp(1, 30) as u64);
+        let timeout =
+            Duration::from_secs(cfg.get_int("check_timeout").unwrap_or(30).clamp(1, 30) as u64);
         let remote = Remote::fetch(&cfg, timeout);
         let mut rows: Vec<(&str, &str, String)> = Vec::new();
         let yes_no = |b: bool| if b { "True" } else { "False" }.to_string();
-        rows.push(("description", "Description", cfg.description().unwrap_or("None").to_string()));
+        rows.push((
+            "description",
+            "Description",
+            cfg.description().unwrap_or("None").to_string(),
+        ));
         rows.push(("active", "Active", yes_no(cfg.active())));
         rows.push(("disabled", "Disabled", yes_no(cfg.disabled())));
         rows.push(("active_model", "Active configuration model", "None".into()));
         let pg = remote.pg.clone().unwrap_or_default();
         match &pg.server_txt_version {
-            None => rows.push(("pg_version", "PostgreSQL version", "FAILED trying to get PostgreSQL version".into())),
+            None => rows.push((
+                "pg_version",
+                "PostgreSQL version",
+                "FAILED trying to get PostgreSQL version".into(),
+            )),
             Some(v) => {
                 rows.push(("pg_version", "PostgreSQL version", v.clone()));
-                let state = if pg.is_in_recovery == Some(true) { "in archive recovery" } else { "in production" };
+                let state = if pg.is_in_recovery == Some(true) {
+                    "in archive recovery"
+                } else {
+                    "in production"
+                };
                 rows.push(("is_in_recovery", "Cluster state", state.into()));
                 if let Some(size) = pg.current_size {
-                    rows.push(("current_size", "Current data size", pretty_size(size as f64)));
+                    rows.push((
+                        "current_size",
+                        "Current data size",
+                        pretty_size(size as f64),
+                    ));
                 }
                 if let Some(dd) = pg.setting("data_directory") {
-                    rows.push(("data_directory", "PostgreSQL Data directory", dd.to_string()));
+                    rows.push((
+                        "data_directory",
+                        "PostgreSQL Data directory",
+                        dd.to_string(),
+                    ));
                 }
                 if let Some(x) = &pg.current_xlog {
                     rows.push(("current_xlog", "Current WAL segment", x.clone()));
                 }
                 if cfg.get_bool("archiver") {
                     if let Some(cmd) = pg.setting("archive_command") {
-                        rows.push(("archive_command", "PostgreSQL 'archive_command' setting", cmd.to_string()));
+                        rows.push((
+                            "archive_command",
+                            "PostgreSQL 'archive_command' setting",
+                            cmd.to_string(),
+                        ));
                     }
                     let last = match (&pg.last_archived_wal, &pg.last_archived_time) {
                         (Some(w), Some(t)) => format!("{w}, at {}", ctime_of_pg(t)),
@@ -51,13 +78,19 @@ pub fn run(ctx: &mut Ctx, names: &[String]) {
                     rows.push(("last_archived_wal", "Last archived WAL", last));
                     if let Some(n) = pg.failed_count {
                         let v = match (&pg.last_failed_wal, &pg.last_failed_time) {
-                            (Some(w), Some(t)) if n > 0 => format!("{n} ({w} at {})", ctime_of_pg(t)),
+                            (Some(w), Some(t)) if n > 0 => {
+                                format!("{n} ({w} at {})", ctime_of_pg(t))
+                            }
                             _ => n.to_string(),
                         };
                         rows.push(("failed_count", "Failures of WAL archiver", v));
                     }
                     if let Some(rate) = pg.current_archived_wals_per_second {
-                        rows.push(("server_archived_wals_per_hour", "Server WAL archiving rate", format!("{:.2}/hour", rate * 3600.0)));
+                        rows.push((
+                            "server_archived_wals_per_hour",
+                            "Server WAL archiving rate",
+                            format!("{:.2}/hour", rate * 3600.0),
+                        ));
                     }
                 }
             }
@@ -73,12 +106,19 @@ pub fn run(ctx: &mut Ctx, names: &[String]) {
         rows.push(("last_backup", "Last available backup", "None".into()));
         let mr = cfg.minimum_redundancy();
         let verdict = if 0 >= mr { "satisfied" } else { "FAILED" };
-        rows.push(("minimum_redundancy", "Minimum redundancy requirements", format!("{verdict} (0/{mr})")));
+        rows.push((
+            "minimum_redundancy",
+            "Minimum redundancy requirements",
+            format!("{verdict} (0/{mr})"),
+        ));
 
         if ctx.out.is_json() {
             let mut obj = Map::new();
             for (key, label, value) in &rows {
-                obj.insert(key.to_string(), json!({"description": label, "message": value}));
+                obj.insert(
+                    key.to_string(),
+                    json!({"description": label, "message": value}),
+                );
             }
             ctx.out.json_set(&name, J::Object(obj));
         } else {
@@ -93,7 +133,9 @@ pub fn run(ctx: &mut Ctx, names: &[String]) {
 
 /// `2026-11-25 01:03:12.045985+00` → `Wed Nov 25 01:03:12 2026` in local time.
 pub fn ctime_of_pg(ts: &str) -> String {
-    let norm = if ts.len() > 3 && ts.as_bytes()[ts.len() - 3] == b'+' || ts.as_bytes()[ts.len().saturating_sub(3)] == b'-' {
+    let norm = if ts.len() > 3 && ts.as_bytes()[ts.len() - 3] == b'+'
+        || ts.as_bytes()[ts.len().saturating_sub(3)] == b'-'
+    {
         format!("{ts}:00")
     } else {
         ts.to_string()

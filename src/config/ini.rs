@@ -38,6 +38,8 @@ pub struct Entry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseError {
     pub line: usize,
+    /// The section the bad line is in, if any.
+    pub section: Option<String>,
     pub kind: ParseErrorKind,
 }
 
@@ -60,8 +62,13 @@ impl fmt::Display for ParseError {
             ),
             ParseErrorKind::Garbage(l) => write!(
                 f,
-                "line {}: expected 'key = value', '[section]' or a comment, found '{}'",
-                self.line, l
+                "line {}{}: expected 'key = value', '[section]' or a comment, found '{}'",
+                self.line,
+                self.section
+                    .as_ref()
+                    .map(|s| format!(" in [{s}]"))
+                    .unwrap_or_default(),
+                l
             ),
         }
     }
@@ -74,8 +81,8 @@ pub fn parse(text: &str) -> Result<Vec<Section>, ParseError> {
     let mut sections: Vec<Section> = Vec::new();
     // The option currently open for continuation lines, and its indent.
     let mut open: Option<(usize, usize)> = None; // (entry index, indent)
-    // Continuation values are collected as lines and joined at the end, so
-    // that trailing blank lines can be dropped as configparser's rstrip does.
+                                                 // Continuation values are collected as lines and joined at the end, so
+                                                 // that trailing blank lines can be dropped as configparser's rstrip does.
     let mut pieces: Vec<Vec<Vec<String>>> = Vec::new();
 
     for (idx, raw) in text.split('\n').enumerate() {
@@ -116,6 +123,7 @@ pub fn parse(text: &str) -> Result<Vec<Section>, ParseError> {
         let Some(section) = sections.last_mut() else {
             return Err(ParseError {
                 line: lineno,
+                section: None,
                 kind: ParseErrorKind::NoSectionHeader(stripped.to_string()),
             });
         };
@@ -133,6 +141,7 @@ pub fn parse(text: &str) -> Result<Vec<Section>, ParseError> {
             None => {
                 return Err(ParseError {
                     line: lineno,
+                    section: Some(section.name.clone()),
                     kind: ParseErrorKind::Garbage(stripped.to_string()),
                 })
             }
@@ -182,10 +191,9 @@ pub enum InterpolationError {
 impl fmt::Display for InterpolationError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            InterpolationError::MissingKey(k) => write!(
-                f,
-                "the interpolation key '{k}' is not a valid option name"
-            ),
+            InterpolationError::MissingKey(k) => {
+                write!(f, "the interpolation key '{k}' is not a valid option name")
+            }
             InterpolationError::Syntax(rest) => {
                 write!(f, "'%' must be followed by '%' or '(', found: '{rest}'")
             }
@@ -315,12 +323,21 @@ mod tests {
             interpolate("%(HOME)s/pg 100%%", &look).unwrap(),
             "/var/lib/barman/pg 100%"
         );
-        assert_eq!(interpolate("%(nested)s", &look).unwrap(), "/var/lib/barman/x");
+        assert_eq!(
+            interpolate("%(nested)s", &look).unwrap(),
+            "/var/lib/barman/x"
+        );
         assert_eq!(
             interpolate("%(name)s", &look),
             Err(InterpolationError::MissingKey("name".into()))
         );
-        assert!(matches!(interpolate("50%", &look), Err(InterpolationError::Syntax(_))));
-        assert_eq!(interpolate("%(loop)s", &look), Err(InterpolationError::TooDeep));
+        assert!(matches!(
+            interpolate("50%", &look),
+            Err(InterpolationError::Syntax(_))
+        ));
+        assert_eq!(
+            interpolate("%(loop)s", &look),
+            Err(InterpolationError::TooDeep)
+        );
     }
 }

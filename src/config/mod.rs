@@ -14,6 +14,10 @@
 //! section defined twice, or a server name that cannot be a directory or lock
 //! file name. Everything is validated before any command touches barman_home.
 
+// A configuration error happens at most once per run, before any work:
+// its size on the error path does not matter, its detail does.
+#![allow(clippy::result_large_err)]
+
 pub mod ini;
 pub mod options;
 pub mod types;
@@ -26,7 +30,11 @@ use options::{Scope, Support, SERVER_OPTIONS};
 use types::{RetentionPolicy, Value};
 
 /// The default configuration files, in search order.
-pub const DEFAULT_FILES: &[&str] = &["~/.barman.conf", "/etc/barman.conf", "/etc/barman/barman.conf"];
+pub const DEFAULT_FILES: &[&str] = &[
+    "~/.barman.conf",
+    "/etc/barman.conf",
+    "/etc/barman/barman.conf",
+];
 
 /// A configuration problem that stops every command. `Display` is the one
 /// line the user sees.
@@ -37,21 +45,47 @@ pub enum ConfigError {
     #[error("Could not find any configuration file at default locations.\nCheck Barman's documentation for more help.")]
     NoDefault,
     #[error("Cannot read configuration file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("Cannot parse configuration file {path}, {err}")]
     Parse { path: PathBuf, err: ini::ParseError },
     #[error("Parameter \"barman_home\" is required in [barman] section ({path})")]
     NoHome { path: PathBuf },
     #[error("Invalid configuration value '{value}' for key {key} in [{section}] section ({path}, line {line}): {why}")]
-    Value { path: PathBuf, line: usize, section: String, key: String, value: String, why: String },
-    #[error("Bad value substitution: option '{key}' in section '{section}' ({path}, line {line}): {err}. Raw value: '{raw}'")]
-    Interpolation { path: PathBuf, line: usize, section: String, key: String, raw: String, err: ini::InterpolationError },
+    Value {
+        path: PathBuf,
+        line: usize,
+        section: String,
+        key: String,
+        value: String,
+        why: String,
+    },
+    #[error("Bad value substitution: option '{key}' in [{section}] section ({path}, line {line}): {err}. Raw value: '{raw}'")]
+    Interpolation {
+        path: PathBuf,
+        line: usize,
+        section: String,
+        key: String,
+        raw: String,
+        err: ini::InterpolationError,
+    },
     #[error("Invalid server name [{name}] ({path}, line {line}): {why}")]
-    ServerName { path: PathBuf, line: usize, name: String, why: &'static str },
+    ServerName {
+        path: PathBuf,
+        line: usize,
+        name: String,
+        why: &'static str,
+    },
     #[error("the reserved word 'all' is not allowed as server name.Please rename it.")]
     ReservedAll,
     #[error("Server '{name}' is defined twice: {first} and {second}")]
-    Duplicate { name: String, first: String, second: String },
+    Duplicate {
+        name: String,
+        first: String,
+        second: String,
+    },
     #[error("the configuration file {0} contains a not empty [barman] section")]
     GlobalInInclude(String),
 }
@@ -59,7 +93,10 @@ pub enum ConfigError {
 impl ConfigError {
     /// Barman prints these two with `FATAL: ` rather than `ERROR: `.
     pub fn is_fatal(&self) -> bool {
-        matches!(self, ConfigError::ReservedAll | ConfigError::GlobalInInclude(_))
+        matches!(
+            self,
+            ConfigError::ReservedAll | ConfigError::GlobalInInclude(_)
+        )
     }
 }
 
@@ -116,7 +153,11 @@ impl RawConfig {
             for e in section.entries {
                 map.insert(
                     e.key,
-                    RawValue { value: e.value, path: path.to_path_buf(), line: e.line },
+                    RawValue {
+                        value: e.value,
+                        path: path.to_path_buf(),
+                        line: e.line,
+                    },
                 );
             }
         }
@@ -140,16 +181,15 @@ impl RawConfig {
             return Ok(None);
         };
         let lookup = |k: &str| self.raw(section, k).map(|r| r.value.clone());
-        let value = ini::interpolate(&raw.value, &lookup).map_err(|err| {
-            ConfigError::Interpolation {
+        let value =
+            ini::interpolate(&raw.value, &lookup).map_err(|err| ConfigError::Interpolation {
                 path: raw.path.clone(),
                 line: raw.line,
                 section: section.to_string(),
                 key: key.to_string(),
                 raw: raw.value.clone(),
                 err,
-            }
-        })?;
+            })?;
         Ok(Some((strip_quotes(&value).to_string(), raw)))
     }
 
@@ -162,7 +202,12 @@ impl RawConfig {
             .unwrap_or_default();
         if section != "DEFAULT" {
             if let Some(d) = self.sections.get("DEFAULT") {
-                keys.extend(d.keys().filter(|k| !keys.contains(k)).cloned().collect::<Vec<_>>());
+                keys.extend(
+                    d.keys()
+                        .filter(|k| !keys.contains(k))
+                        .cloned()
+                        .collect::<Vec<_>>(),
+                );
             }
         }
         keys.sort();
@@ -179,7 +224,11 @@ impl RawConfig {
 
 fn strip_quotes(v: &str) -> &str {
     let b = v.as_bytes();
-    if b.len() >= 2 && (b[0] == b'"' || b[0] == b'\'') && b[b.len() - 1] == b[0] && !v.contains('\n') {
+    if b.len() >= 2
+        && (b[0] == b'"' || b[0] == b'\'')
+        && b[b.len() - 1] == b[0]
+        && !v.contains('\n')
+    {
         &v[1..v.len() - 1]
     } else {
         v
@@ -253,30 +302,47 @@ impl Config {
                 expanded
             }
             None => {
-                let found = DEFAULT_FILES.iter().map(|p| expand_user(p)).find(|p| p.exists());
+                let found = DEFAULT_FILES
+                    .iter()
+                    .map(|p| expand_user(p))
+                    .find(|p| p.exists());
                 let f = found.ok_or(ConfigError::NoDefault)?;
                 raw.read(&f)?;
                 f
             }
         };
-        let get = |k: &str| raw.get("barman", k).map(|o| o.map(|(v, _)| v).filter(|v| v != "None"));
+        let get = |k: &str| {
+            raw.get("barman", k)
+                .map(|o| o.map(|(v, _)| v).filter(|v| v != "None"))
+        };
         let home = get("barman_home")?;
         let barman_home = match home {
             Some(h) if !h.is_empty() => PathBuf::from(h),
             _ => return Err(ConfigError::NoHome { path: file.clone() }),
         };
-        let or_home = |v: Option<String>, d: PathBuf| v.filter(|s| !s.is_empty()).map(PathBuf::from).unwrap_or(d);
+        let or_home = |v: Option<String>, d: PathBuf| {
+            v.filter(|s| !s.is_empty()).map(PathBuf::from).unwrap_or(d)
+        };
         let lock_directory = or_home(get("barman_lock_directory")?, barman_home.clone());
-        let config_changes_queue =
-            or_home(get("config_changes_queue")?, barman_home.join("cfg_changes.queue"));
+        let config_changes_queue = or_home(
+            get("config_changes_queue")?,
+            barman_home.join("cfg_changes.queue"),
+        );
         let cleanup_raw = get("lock_directory_cleanup")?.filter(|s| !s.is_empty());
         let lock_directory_cleanup = match cleanup_raw {
             None => true,
-            Some(v) => types::parse_boolean(&v).map_err(|why| value_error(&raw, "barman", "lock_directory_cleanup", &v, why))?,
+            Some(v) => types::parse_boolean(&v)
+                .map_err(|why| value_error(&raw, "barman", "lock_directory_cleanup", &v, why))?,
         };
-        let barman_user = get("barman_user")?.filter(|s| !s.is_empty()).unwrap_or_else(|| "barman".into());
-        let log_file = get("log_file")?.filter(|s| !s.is_empty()).map(PathBuf::from);
-        let log_level = get("log_level")?.filter(|s| !s.is_empty()).unwrap_or_else(|| "INFO".into());
+        let barman_user = get("barman_user")?
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "barman".into());
+        let log_file = get("log_file")?
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from);
+        let log_level = get("log_level")?
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "INFO".into());
         let log_format = get("log_format")?.filter(|s| !s.is_empty());
         Ok(Config {
             file,
@@ -304,7 +370,10 @@ impl Config {
             let dir = expand_user(&dir);
             if dir.is_dir() {
                 let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-                    .map_err(|source| ConfigError::Read { path: dir.clone(), source })?
+                    .map_err(|source| ConfigError::Read {
+                        path: dir.clone(),
+                        source,
+                    })?
                     .filter_map(|e| e.ok().map(|e| e.path()))
                     .filter(|p| p.extension().is_some_and(|e| e == "conf"))
                     .collect();
@@ -327,9 +396,12 @@ impl Config {
 
         // Unknown keys in [barman] are warnings, as in Barman.
         for key in self.raw.keys("barman") {
-            let known = options::GLOBAL_ONLY.contains(&key.as_str()) || options::server_option(&key).is_some();
+            let known = options::GLOBAL_ONLY.contains(&key.as_str())
+                || options::server_option(&key).is_some();
             if !known {
-                self.warnings.push(format!("Invalid configuration option \"{key}\" in [barman] section."));
+                self.warnings.push(format!(
+                    "Invalid configuration option \"{key}\" in [barman] section."
+                ));
             }
         }
 
@@ -357,7 +429,10 @@ impl Config {
                 return Err(ConfigError::GlobalInInclude(file_name(path)));
             }
         } else {
-            log::warn!("Discarding configuration file: {} (not a file)", file_name(path));
+            log::warn!(
+                "Discarding configuration file: {} (not a file)",
+                file_name(path)
+            );
         }
         Ok(())
     }
@@ -366,8 +441,9 @@ impl Config {
         let raw = &self.raw;
         for key in raw.keys(name) {
             if options::server_option(&key).is_none() {
-                self.warnings
-                    .push(format!("Invalid configuration option \"{key}\" in [{name}] section."));
+                self.warnings.push(format!(
+                    "Invalid configuration option \"{key}\" in [{name}] section."
+                ));
             }
         }
         let mut values: BTreeMap<&'static str, Value> = BTreeMap::new();
@@ -395,15 +471,14 @@ impl Config {
                             // Barman warns and falls through to the next source.
                             continue;
                         }
-                        let parsed = parsed
-                            .map_err(|why| ConfigError::Value {
-                                path: rv.path.clone(),
-                                line: rv.line,
-                                section: section.to_string(),
-                                key: def.name.to_string(),
-                                value: text.clone(),
-                                why,
-                            })?;
+                        let parsed = parsed.map_err(|why| ConfigError::Value {
+                            path: rv.path.clone(),
+                            line: rv.line,
+                            section: section.to_string(),
+                            key: def.name.to_string(),
+                            value: text.clone(),
+                            why,
+                        })?;
                         sources.insert(def.name, rv.path.clone());
                         if def.support == Support::Deferred && !text.is_empty() {
                             unsupported.push(def.name.to_string());
@@ -511,7 +586,9 @@ impl Config {
 }
 
 fn file_name(p: &Path) -> String {
-    p.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default()
+    p.file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 fn value_error(raw: &RawConfig, section: &str, key: &str, value: &str, why: String) -> ConfigError {
@@ -547,7 +624,12 @@ fn validate_server_name(raw: &RawConfig, name: &str) -> Result<(), ConfigError> 
         None => Ok(()),
         Some(why) => {
             let (path, line) = raw.declared.get(name).cloned().unwrap_or_default();
-            Err(ConfigError::ServerName { path, line, name: name.to_string(), why })
+            Err(ConfigError::ServerName {
+                path,
+                line,
+                name: name.to_string(),
+                why,
+            })
         }
     }
 }
@@ -647,7 +729,11 @@ impl ServerConfig {
     /// What Barman's `Server.__init__` does to the configuration: forced
     /// archiver, typed minimum_redundancy and retention policies, and the
     /// conditions that disable a server.
-    fn apply_server_rules(&mut self, raw: &RawConfig, warnings: &mut Vec<String>) -> Result<(), ConfigError> {
+    fn apply_server_rules(
+        &mut self,
+        raw: &RawConfig,
+        warnings: &mut Vec<String>,
+    ) -> Result<(), ConfigError> {
         let name = self.name.clone();
         let strict_error = |key: &str, value: &str, why: String| {
             let section = if raw.sections.get(&name).is_some_and(|s| s.contains_key(key)) {
@@ -659,7 +745,10 @@ impl ServerConfig {
         };
 
         // conninfo: Barman splits on blanks and the first '='.
-        for (key, label) in [("conninfo", "PostgreSQL connection"), ("streaming_conninfo", "Streaming connection")] {
+        for (key, label) in [
+            ("conninfo", "PostgreSQL connection"),
+            ("streaming_conninfo", "Streaming connection"),
+        ] {
             let needed = key == "conninfo"
                 || self.get_str("backup_method") == Some("postgres")
                 || self.get_bool("streaming_archiver");
@@ -667,10 +756,12 @@ impl ServerConfig {
                 continue;
             }
             match self.get_str(key) {
-                None if key == "conninfo" => {
-                    self.disable(format!("{label}: Missing 'conninfo' parameter for server '{name}'"))
-                }
-                None => self.disable(format!("{label}: Missing 'streaming_conninfo' parameter for server '{name}'")),
+                None if key == "conninfo" => self.disable(format!(
+                    "{label}: Missing 'conninfo' parameter for server '{name}'"
+                )),
+                None => self.disable(format!(
+                    "{label}: Missing 'streaming_conninfo' parameter for server '{name}'"
+                )),
                 Some(ci) => {
                     if ci.split_whitespace().any(|w| !w.contains('=')) {
                         let ci = ci.to_string();
@@ -682,7 +773,10 @@ impl ServerConfig {
             }
         }
 
-        if !self.get_bool("archiver") && self.get_bool("streaming_archiver") && self.get_str("slot_name").is_none() {
+        if !self.get_bool("archiver")
+            && self.get_bool("streaming_archiver")
+            && self.get_str("slot_name").is_none()
+        {
             self.disable(
                 "Streaming-only archiver requires 'streaming_conninfo' and 'slot_name' options to be properly configured".into(),
             );
@@ -696,31 +790,51 @@ impl ServerConfig {
         }
 
         if let Some(bw) = self.get_str("bandwidth_limit").map(str::to_string) {
-            let v = types::parse_int(&bw).map_err(|why| strict_error("bandwidth_limit", &bw, why))?;
+            let v =
+                types::parse_int(&bw).map_err(|why| strict_error("bandwidth_limit", &bw, why))?;
             self.values.insert("bandwidth_limit", Value::Int(v));
         }
 
         let mr = self.get("minimum_redundancy").to_string();
-        let n = types::parse_int(&mr).map_err(|why| strict_error("minimum_redundancy", &mr, why))?;
+        let n =
+            types::parse_int(&mr).map_err(|why| strict_error("minimum_redundancy", &mr, why))?;
         if n < 0 {
-            return Err(strict_error("minimum_redundancy", &mr, "it must not be negative".into()));
+            return Err(strict_error(
+                "minimum_redundancy",
+                &mr,
+                "it must not be negative".into(),
+            ));
         }
         self.values.insert("minimum_redundancy", Value::Int(n));
 
         if let Some(mode) = self.get_str("retention_policy_mode") {
             if mode != "auto" {
                 let mode = mode.to_string();
-                return Err(strict_error("retention_policy_mode", &mode, "the only supported mode is 'auto'".into()));
+                return Err(strict_error(
+                    "retention_policy_mode",
+                    &mode,
+                    "the only supported mode is 'auto'".into(),
+                ));
             }
         }
         if let Some(rp) = self.get_str("retention_policy").map(str::to_string) {
-            let policy = types::parse_retention_policy(&rp).map_err(|why| strict_error("retention_policy", &rp, why))?;
-            let wal = self.get_str("wal_retention_policy").unwrap_or("main").to_string();
+            let policy = types::parse_retention_policy(&rp)
+                .map_err(|why| strict_error("retention_policy", &rp, why))?;
+            let wal = self
+                .get_str("wal_retention_policy")
+                .unwrap_or("main")
+                .to_string();
             if !wal.eq_ignore_ascii_case("main") {
-                return Err(strict_error("wal_retention_policy", &wal, "the only supported policy is 'main'".into()));
+                return Err(strict_error(
+                    "wal_retention_policy",
+                    &wal,
+                    "the only supported policy is 'main'".into(),
+                ));
             }
-            self.values.insert("retention_policy", Value::Retention(policy));
-            self.values.insert("wal_retention_policy", Value::WalRetentionMain);
+            self.values
+                .insert("retention_policy", Value::Retention(policy));
+            self.values
+                .insert("wal_retention_policy", Value::WalRetentionMain);
         }
 
         match self.get_str("backup_method") {
@@ -757,13 +871,16 @@ impl ServerConfig {
         }
         if matches!(self.get_str("backup_method"), Some("rsync" | "local-rsync")) {
             if self.get_str("backup_compression").is_some() {
-                self.disable("backup_compression option is not supported by rsync backup_method".into());
+                self.disable(
+                    "backup_compression option is not supported by rsync backup_method".into(),
+                );
             }
             if let Value::Csv(_, set) = self.get("backup_options") {
                 if !set.contains("concurrent_backup") && !set.contains("exclusive_backup") {
                     let mut set = set.clone();
                     set.insert("concurrent_backup".into());
-                    self.values.insert("backup_options", Value::Csv("BackupOptions", set));
+                    self.values
+                        .insert("backup_options", Value::Csv("BackupOptions", set));
                     warnings.push(format!(
                         "No backup strategy set for server '{name}' (using default 'concurrent_backup')."
                     ));

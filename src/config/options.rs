@@ -72,7 +72,13 @@ const fn opt(
     kind: Kind,
     support: Support,
 ) -> OptionDef {
-    OptionDef { name, scope, default, kind, support }
+    OptionDef {
+        name,
+        scope,
+        default,
+        kind,
+        support,
+    }
 }
 
 use Scope::{Inherit, Server};
@@ -81,125 +87,575 @@ use Scope::{Inherit, Server};
 pub static SERVER_OPTIONS: &[OptionDef] = &[
     opt("active", Server, Some("true"), Kind::Bool, SUPPORTED),
     opt("archiver", Inherit, Some("off"), Kind::Bool, SUPPORTED),
-    opt("archiver_batch_size", Inherit, Some("0"), Kind::Int, SUPPORTED),
-    opt("autogenerate_manifest", Inherit, Some("false"), Kind::Bool, SUPPORTED),
-    opt("aws_check_object_lock", Inherit, Some("off"), Kind::Bool, DEFERRED),
-    opt("aws_encryption", Inherit, None, Kind::AwsEncryption, DEFERRED),
+    opt(
+        "archiver_batch_size",
+        Inherit,
+        Some("0"),
+        Kind::Int,
+        SUPPORTED,
+    ),
+    opt(
+        "autogenerate_manifest",
+        Inherit,
+        Some("false"),
+        Kind::Bool,
+        SUPPORTED,
+    ),
+    opt(
+        "aws_check_object_lock",
+        Inherit,
+        Some("off"),
+        Kind::Bool,
+        DEFERRED,
+    ),
+    opt(
+        "aws_encryption",
+        Inherit,
+        None,
+        Kind::AwsEncryption,
+        DEFERRED,
+    ),
     opt("aws_read_timeout", Inherit, None, Kind::Int, DEFERRED),
-    opt("aws_await_snapshots_timeout", Inherit, Some("3600"), Kind::Int, DEFERRED),
+    opt(
+        "aws_await_snapshots_timeout",
+        Inherit,
+        Some("3600"),
+        Kind::Int,
+        DEFERRED,
+    ),
     opt("aws_snapshot_lock_mode", Inherit, None, Kind::Str, DEFERRED),
-    opt("aws_snapshot_lock_duration", Inherit, None, Kind::Int, DEFERRED),
-    opt("aws_snapshot_lock_cool_off_period", Inherit, None, Kind::Int, DEFERRED),
-    opt("aws_snapshot_lock_expiration_date", Inherit, None, Kind::Str, DEFERRED),
+    opt(
+        "aws_snapshot_lock_duration",
+        Inherit,
+        None,
+        Kind::Int,
+        DEFERRED,
+    ),
+    opt(
+        "aws_snapshot_lock_cool_off_period",
+        Inherit,
+        None,
+        Kind::Int,
+        DEFERRED,
+    ),
+    opt(
+        "aws_snapshot_lock_expiration_date",
+        Inherit,
+        None,
+        Kind::Str,
+        DEFERRED,
+    ),
     opt("aws_profile", Inherit, None, Kind::Str, DEFERRED),
     opt("aws_region", Inherit, None, Kind::Str, DEFERRED),
     opt("aws_sse_kms_key_id", Inherit, None, Kind::Str, DEFERRED),
     opt("azure_credential", Inherit, None, Kind::Str, DEFERRED),
     opt("azure_resource_group", Inherit, None, Kind::Str, DEFERRED),
     opt("azure_subscription_id", Inherit, None, Kind::Str, DEFERRED),
-    opt("backup_compression", Inherit, None, Kind::BackupCompression, SUPPORTED),
-    opt("backup_compression_format", Inherit, None, Kind::BackupCompressionFormat, SUPPORTED),
-    opt("backup_compression_level", Inherit, None, Kind::Int, SUPPORTED),
-    opt("backup_compression_location", Inherit, None, Kind::BackupCompressionLocation, SUPPORTED),
-    opt("backup_compression_workers", Inherit, None, Kind::Int, SUPPORTED),
-    opt("backup_directory", Server, Some("%(barman_home)s/%(name)s"), Kind::Str, SUPPORTED),
-    opt("backup_method", Inherit, Some("rsync"), Kind::BackupMethod, SUPPORTED),
-    opt("backup_options", Inherit, Some(""), Kind::BackupOptions, SUPPORTED),
+    opt(
+        "backup_compression",
+        Inherit,
+        None,
+        Kind::BackupCompression,
+        SUPPORTED,
+    ),
+    opt(
+        "backup_compression_format",
+        Inherit,
+        None,
+        Kind::BackupCompressionFormat,
+        SUPPORTED,
+    ),
+    opt(
+        "backup_compression_level",
+        Inherit,
+        None,
+        Kind::Int,
+        SUPPORTED,
+    ),
+    opt(
+        "backup_compression_location",
+        Inherit,
+        None,
+        Kind::BackupCompressionLocation,
+        SUPPORTED,
+    ),
+    opt(
+        "backup_compression_workers",
+        Inherit,
+        None,
+        Kind::Int,
+        SUPPORTED,
+    ),
+    opt(
+        "backup_directory",
+        Server,
+        Some("%(barman_home)s/%(name)s"),
+        Kind::Str,
+        SUPPORTED,
+    ),
+    opt(
+        "backup_method",
+        Inherit,
+        Some("rsync"),
+        Kind::BackupMethod,
+        SUPPORTED,
+    ),
+    opt(
+        "backup_options",
+        Inherit,
+        Some(""),
+        Kind::BackupOptions,
+        SUPPORTED,
+    ),
     opt("bandwidth_limit", Inherit, None, Kind::Str, SUPPORTED),
-    opt("basebackup_retry_sleep", Inherit, Some("30"), Kind::Int, SUPPORTED),
-    opt("basebackup_retry_times", Inherit, Some("0"), Kind::Int, SUPPORTED),
-    opt("basebackups_directory", Server, Some("%(backup_directory)s/base"), Kind::DirOrCloud, SUPPORTED),
+    opt(
+        "basebackup_retry_sleep",
+        Inherit,
+        Some("30"),
+        Kind::Int,
+        SUPPORTED,
+    ),
+    opt(
+        "basebackup_retry_times",
+        Inherit,
+        Some("0"),
+        Kind::Int,
+        SUPPORTED,
+    ),
+    opt(
+        "basebackups_directory",
+        Server,
+        Some("%(backup_directory)s/base"),
+        Kind::DirOrCloud,
+        SUPPORTED,
+    ),
     opt("check_timeout", Inherit, Some("30"), Kind::Int, SUPPORTED),
-    opt("cloud_delete_batch_size", Inherit, None, Kind::Int, DEFERRED),
-    opt("cloud_staging_directory", Inherit, Some("/tmp/barman/cloud-staging"), Kind::AbsPath, DEFERRED),
-    opt("cloud_staging_max_size", Inherit, Some("30Gi"), Kind::Size, DEFERRED),
-    opt("cloud_upload_max_archive_size", Server, Some("100Gi"), Kind::Size, DEFERRED),
-    opt("cloud_upload_min_chunk_size", Server, None, Kind::Size, DEFERRED),
-    opt("cloud_wal_archive_parallel", Inherit, Some("0"), Kind::Int, DEFERRED),
-    opt("cloud_wal_restore_parallel", Inherit, Some("0"), Kind::Int, DEFERRED),
+    opt(
+        "cloud_delete_batch_size",
+        Inherit,
+        None,
+        Kind::Int,
+        DEFERRED,
+    ),
+    opt(
+        "cloud_staging_directory",
+        Inherit,
+        Some("/tmp/barman/cloud-staging"),
+        Kind::AbsPath,
+        DEFERRED,
+    ),
+    opt(
+        "cloud_staging_max_size",
+        Inherit,
+        Some("30Gi"),
+        Kind::Size,
+        DEFERRED,
+    ),
+    opt(
+        "cloud_upload_max_archive_size",
+        Server,
+        Some("100Gi"),
+        Kind::Size,
+        DEFERRED,
+    ),
+    opt(
+        "cloud_upload_min_chunk_size",
+        Server,
+        None,
+        Kind::Size,
+        DEFERRED,
+    ),
+    opt(
+        "cloud_wal_archive_parallel",
+        Inherit,
+        Some("0"),
+        Kind::Int,
+        DEFERRED,
+    ),
+    opt(
+        "cloud_wal_restore_parallel",
+        Inherit,
+        Some("0"),
+        Kind::Int,
+        DEFERRED,
+    ),
     opt("cluster", Server, Some("%(name)s"), Kind::Str, DEFERRED),
     opt("compression", Inherit, None, Kind::Compression, SUPPORTED),
-    opt("compression_level", Inherit, Some("medium"), Kind::CompressionLevel, SUPPORTED),
+    opt(
+        "compression_level",
+        Inherit,
+        Some("medium"),
+        Kind::CompressionLevel,
+        SUPPORTED,
+    ),
     opt("conninfo", Server, None, Kind::Str, SUPPORTED),
-    opt("custom_compression_filter", Inherit, None, Kind::Str, SUPPORTED),
-    opt("custom_decompression_filter", Inherit, None, Kind::Str, SUPPORTED),
-    opt("custom_compression_magic", Inherit, None, Kind::Str, SUPPORTED),
+    opt(
+        "custom_compression_filter",
+        Inherit,
+        None,
+        Kind::Str,
+        SUPPORTED,
+    ),
+    opt(
+        "custom_decompression_filter",
+        Inherit,
+        None,
+        Kind::Str,
+        SUPPORTED,
+    ),
+    opt(
+        "custom_compression_magic",
+        Inherit,
+        None,
+        Kind::Str,
+        SUPPORTED,
+    ),
     opt("description", Server, None, Kind::Str, SUPPORTED),
     opt("disabled", Server, Some("false"), Kind::Bool, SUPPORTED),
-    opt("encryption", Inherit, Some("none"), Kind::Encryption, SUPPORTED),
+    opt(
+        "encryption",
+        Inherit,
+        Some("none"),
+        Kind::Encryption,
+        SUPPORTED,
+    ),
     opt("encryption_key_id", Inherit, None, Kind::Str, DEFERRED),
-    opt("encryption_passphrase_command", Inherit, None, Kind::Str, DEFERRED),
-    opt("errors_directory", Server, Some("%(backup_directory)s/errors"), Kind::Str, SUPPORTED),
-    opt("forward_config_path", Inherit, Some("false"), Kind::Bool, DEFERRED),
+    opt(
+        "encryption_passphrase_command",
+        Inherit,
+        None,
+        Kind::Str,
+        DEFERRED,
+    ),
+    opt(
+        "errors_directory",
+        Server,
+        Some("%(backup_directory)s/errors"),
+        Kind::Str,
+        SUPPORTED,
+    ),
+    opt(
+        "forward_config_path",
+        Inherit,
+        Some("false"),
+        Kind::Bool,
+        DEFERRED,
+    ),
     opt("gcp_project", Inherit, None, Kind::Str, DEFERRED),
     opt("gcp_zone", Server, None, Kind::Str, DEFERRED),
-    opt("immediate_checkpoint", Inherit, Some("false"), Kind::Bool, SUPPORTED),
-    opt("incoming_wals_directory", Server, Some("%(backup_directory)s/incoming"), Kind::Str, SUPPORTED),
-    opt("keepalive_interval", Server, Some("60"), Kind::Int, SUPPORTED),
-    opt("last_backup_maximum_age", Inherit, None, Kind::Interval, SUPPORTED),
-    opt("last_backup_minimum_size", Inherit, None, Kind::Size, SUPPORTED),
-    opt("last_wal_maximum_age", Inherit, None, Kind::Interval, SUPPORTED),
-    opt("combine_mode", Inherit, Some("copy"), Kind::CombineMode, SUPPORTED),
-    opt("local_staging_path", Inherit, None, Kind::AbsPath, SUPPORTED),
-    opt("max_incoming_wals_queue", Inherit, None, Kind::Int, SUPPORTED),
-    opt("minimum_redundancy", Inherit, Some("0"), Kind::Str, SUPPORTED),
-    opt("network_compression", Inherit, Some("false"), Kind::Bool, SUPPORTED),
+    opt(
+        "immediate_checkpoint",
+        Inherit,
+        Some("false"),
+        Kind::Bool,
+        SUPPORTED,
+    ),
+    opt(
+        "incoming_wals_directory",
+        Server,
+        Some("%(backup_directory)s/incoming"),
+        Kind::Str,
+        SUPPORTED,
+    ),
+    opt(
+        "keepalive_interval",
+        Server,
+        Some("60"),
+        Kind::Int,
+        SUPPORTED,
+    ),
+    opt(
+        "last_backup_maximum_age",
+        Inherit,
+        None,
+        Kind::Interval,
+        SUPPORTED,
+    ),
+    opt(
+        "last_backup_minimum_size",
+        Inherit,
+        None,
+        Kind::Size,
+        SUPPORTED,
+    ),
+    opt(
+        "last_wal_maximum_age",
+        Inherit,
+        None,
+        Kind::Interval,
+        SUPPORTED,
+    ),
+    opt(
+        "combine_mode",
+        Inherit,
+        Some("copy"),
+        Kind::CombineMode,
+        SUPPORTED,
+    ),
+    opt(
+        "local_staging_path",
+        Inherit,
+        None,
+        Kind::AbsPath,
+        SUPPORTED,
+    ),
+    opt(
+        "max_incoming_wals_queue",
+        Inherit,
+        None,
+        Kind::Int,
+        SUPPORTED,
+    ),
+    opt(
+        "minimum_redundancy",
+        Inherit,
+        Some("0"),
+        Kind::Str,
+        SUPPORTED,
+    ),
+    opt(
+        "network_compression",
+        Inherit,
+        Some("false"),
+        Kind::Bool,
+        SUPPORTED,
+    ),
     opt("parallel_jobs", Inherit, Some("1"), Kind::Int, SUPPORTED),
-    opt("parallel_jobs_start_batch_period", Inherit, Some("1"), Kind::Int, SUPPORTED),
-    opt("parallel_jobs_start_batch_size", Inherit, Some("10"), Kind::Int, SUPPORTED),
+    opt(
+        "parallel_jobs_start_batch_period",
+        Inherit,
+        Some("1"),
+        Kind::Int,
+        SUPPORTED,
+    ),
+    opt(
+        "parallel_jobs_start_batch_size",
+        Inherit,
+        Some("10"),
+        Kind::Int,
+        SUPPORTED,
+    ),
     opt("path_prefix", Inherit, None, Kind::Str, SUPPORTED),
-    opt("post_archive_retry_script", Inherit, None, Kind::Str, SUPPORTED),
+    opt(
+        "post_archive_retry_script",
+        Inherit,
+        None,
+        Kind::Str,
+        SUPPORTED,
+    ),
     opt("post_archive_script", Inherit, None, Kind::Str, SUPPORTED),
-    opt("post_backup_retry_script", Inherit, None, Kind::Str, SUPPORTED),
+    opt(
+        "post_backup_retry_script",
+        Inherit,
+        None,
+        Kind::Str,
+        SUPPORTED,
+    ),
     opt("post_backup_script", Inherit, None, Kind::Str, SUPPORTED),
     opt("post_delete_script", Inherit, None, Kind::Str, SUPPORTED),
-    opt("post_delete_retry_script", Inherit, None, Kind::Str, SUPPORTED),
-    opt("post_recovery_retry_script", Inherit, None, Kind::Str, SUPPORTED),
+    opt(
+        "post_delete_retry_script",
+        Inherit,
+        None,
+        Kind::Str,
+        SUPPORTED,
+    ),
+    opt(
+        "post_recovery_retry_script",
+        Inherit,
+        None,
+        Kind::Str,
+        SUPPORTED,
+    ),
     opt("post_recovery_script", Inherit, None, Kind::Str, SUPPORTED),
-    opt("post_wal_delete_script", Inherit, None, Kind::Str, SUPPORTED),
-    opt("post_wal_delete_retry_script", Inherit, None, Kind::Str, SUPPORTED),
-    opt("pre_archive_retry_script", Inherit, None, Kind::Str, SUPPORTED),
+    opt(
+        "post_wal_delete_script",
+        Inherit,
+        None,
+        Kind::Str,
+        SUPPORTED,
+    ),
+    opt(
+        "post_wal_delete_retry_script",
+        Inherit,
+        None,
+        Kind::Str,
+        SUPPORTED,
+    ),
+    opt(
+        "pre_archive_retry_script",
+        Inherit,
+        None,
+        Kind::Str,
+        SUPPORTED,
+    ),
     opt("pre_archive_script", Inherit, None, Kind::Str, SUPPORTED),
-    opt("pre_backup_retry_script", Inherit, None, Kind::Str, SUPPORTED),
+    opt(
+        "pre_backup_retry_script",
+        Inherit,
+        None,
+        Kind::Str,
+        SUPPORTED,
+    ),
     opt("pre_backup_script", Inherit, None, Kind::Str, SUPPORTED),
     opt("pre_delete_script", Inherit, None, Kind::Str, SUPPORTED),
-    opt("pre_delete_retry_script", Inherit, None, Kind::Str, SUPPORTED),
-    opt("pre_recovery_retry_script", Inherit, None, Kind::Str, SUPPORTED),
+    opt(
+        "pre_delete_retry_script",
+        Inherit,
+        None,
+        Kind::Str,
+        SUPPORTED,
+    ),
+    opt(
+        "pre_recovery_retry_script",
+        Inherit,
+        None,
+        Kind::Str,
+        SUPPORTED,
+    ),
     opt("pre_recovery_script", Inherit, None, Kind::Str, SUPPORTED),
     opt("pre_wal_delete_script", Inherit, None, Kind::Str, SUPPORTED),
-    opt("pre_wal_delete_retry_script", Inherit, None, Kind::Str, SUPPORTED),
-    opt("primary_checkpoint_timeout", Server, Some("0"), Kind::Int, SUPPORTED),
+    opt(
+        "pre_wal_delete_retry_script",
+        Inherit,
+        None,
+        Kind::Str,
+        SUPPORTED,
+    ),
+    opt(
+        "primary_checkpoint_timeout",
+        Server,
+        Some("0"),
+        Kind::Int,
+        SUPPORTED,
+    ),
     opt("primary_conninfo", Server, None, Kind::Str, SUPPORTED),
     opt("primary_ssh_command", Inherit, None, Kind::Str, DEFERRED),
-    opt("recovery_options", Inherit, Some(""), Kind::RecoveryOptions, SUPPORTED),
-    opt("recovery_staging_path", Inherit, None, Kind::AbsPath, SUPPORTED),
-    opt("create_slot", Inherit, Some("manual"), Kind::CreateSlot, SUPPORTED),
+    opt(
+        "recovery_options",
+        Inherit,
+        Some(""),
+        Kind::RecoveryOptions,
+        SUPPORTED,
+    ),
+    opt(
+        "recovery_staging_path",
+        Inherit,
+        None,
+        Kind::AbsPath,
+        SUPPORTED,
+    ),
+    opt(
+        "create_slot",
+        Inherit,
+        Some("manual"),
+        Kind::CreateSlot,
+        SUPPORTED,
+    ),
     opt("retention_policy", Inherit, None, Kind::Str, SUPPORTED),
-    opt("retention_policy_mode", Inherit, Some("auto"), Kind::Str, SUPPORTED),
+    opt(
+        "retention_policy_mode",
+        Inherit,
+        Some("auto"),
+        Kind::Str,
+        SUPPORTED,
+    ),
     opt("reuse_backup", Inherit, None, Kind::ReuseBackup, SUPPORTED),
     opt("slot_name", Inherit, None, Kind::SlotName, SUPPORTED),
-    opt("snapshot_disks", Server, None, Kind::SnapshotDisks, DEFERRED),
+    opt(
+        "snapshot_disks",
+        Server,
+        None,
+        Kind::SnapshotDisks,
+        DEFERRED,
+    ),
     opt("snapshot_gcp_project", Inherit, None, Kind::Str, DEFERRED),
     opt("snapshot_instance", Server, None, Kind::Str, DEFERRED),
     opt("snapshot_provider", Inherit, None, Kind::Str, DEFERRED),
     opt("snapshot_zone", Server, None, Kind::Str, DEFERRED),
     opt("ssh_command", Server, None, Kind::Str, SUPPORTED),
     opt("staging_path", Inherit, None, Kind::AbsPath, SUPPORTED),
-    opt("staging_location", Inherit, Some("local"), Kind::StagingLocation, SUPPORTED),
-    opt("streaming_archiver", Inherit, Some("off"), Kind::Bool, SUPPORTED),
-    opt("streaming_archiver_batch_size", Inherit, Some("0"), Kind::Int, SUPPORTED),
-    opt("streaming_archiver_name", Inherit, Some("barman_receive_wal"), Kind::Str, SUPPORTED),
-    opt("streaming_backup_name", Inherit, Some("barman_streaming_backup"), Kind::Str, SUPPORTED),
-    opt("streaming_conninfo", Server, Some("%(conninfo)s"), Kind::Str, SUPPORTED),
-    opt("streaming_wals_directory", Server, Some("%(backup_directory)s/streaming"), Kind::Str, SUPPORTED),
-    opt("tablespace_bandwidth_limit", Inherit, None, Kind::Str, SUPPORTED),
+    opt(
+        "staging_location",
+        Inherit,
+        Some("local"),
+        Kind::StagingLocation,
+        SUPPORTED,
+    ),
+    opt(
+        "streaming_archiver",
+        Inherit,
+        Some("off"),
+        Kind::Bool,
+        SUPPORTED,
+    ),
+    opt(
+        "streaming_archiver_batch_size",
+        Inherit,
+        Some("0"),
+        Kind::Int,
+        SUPPORTED,
+    ),
+    opt(
+        "streaming_archiver_name",
+        Inherit,
+        Some("barman_receive_wal"),
+        Kind::Str,
+        SUPPORTED,
+    ),
+    opt(
+        "streaming_backup_name",
+        Inherit,
+        Some("barman_streaming_backup"),
+        Kind::Str,
+        SUPPORTED,
+    ),
+    opt(
+        "streaming_conninfo",
+        Server,
+        Some("%(conninfo)s"),
+        Kind::Str,
+        SUPPORTED,
+    ),
+    opt(
+        "streaming_wals_directory",
+        Server,
+        Some("%(backup_directory)s/streaming"),
+        Kind::Str,
+        SUPPORTED,
+    ),
+    opt(
+        "tablespace_bandwidth_limit",
+        Inherit,
+        None,
+        Kind::Str,
+        SUPPORTED,
+    ),
     opt("wal_conninfo", Server, None, Kind::Str, SUPPORTED),
-    opt("wal_retention_policy", Inherit, Some("main"), Kind::Str, SUPPORTED),
+    opt(
+        "wal_retention_policy",
+        Inherit,
+        Some("main"),
+        Kind::Str,
+        SUPPORTED,
+    ),
     opt("wal_streaming_conninfo", Server, None, Kind::Str, SUPPORTED),
-    opt("wals_directory", Server, Some("%(backup_directory)s/wals"), Kind::DirOrCloud, SUPPORTED),
+    opt(
+        "wals_directory",
+        Server,
+        Some("%(backup_directory)s/wals"),
+        Kind::DirOrCloud,
+        SUPPORTED,
+    ),
     opt("warehousepg_dbid", Inherit, None, Kind::Int, DEFERRED),
     opt("worm_mode", Inherit, Some("off"), Kind::Bool, DEFERRED),
-    opt("xlogdb_directory", Inherit, Some("%(wals_directory)s"), Kind::Str, SUPPORTED),
+    opt(
+        "xlogdb_directory",
+        Inherit,
+        Some("%(wals_directory)s"),
+        Kind::Str,
+        SUPPORTED,
+    ),
 ];
 
 /// Options only the `[barman]` section knows (plus every server option,
@@ -250,7 +706,9 @@ pub fn parse_value(def: &OptionDef, raw: &str, source: &str) -> Result<Value, St
             if raw.starts_with('/') {
                 Ok(Value::Str(raw.to_string()))
             } else {
-                Err(format!("Invalid value : '{raw}' (must be an absolute path)"))
+                Err(format!(
+                    "Invalid value : '{raw}' (must be an absolute path)"
+                ))
             }
         }
         Kind::DirOrCloud => Ok(Value::Str(raw.to_string())),
@@ -276,14 +734,26 @@ pub fn parse_value(def: &OptionDef, raw: &str, source: &str) -> Result<Value, St
             }
         }
         Kind::BackupMethod => {
-            const M: &[&str] = &["rsync", "postgres", "local-rsync", "snapshot", "local-to-cloud"];
-            choice(M, &|_| format!("Invalid value (must be one in: '{}')", M.join("', '")))
+            const M: &[&str] = &[
+                "rsync",
+                "postgres",
+                "local-rsync",
+                "snapshot",
+                "local-to-cloud",
+            ];
+            choice(M, &|_| {
+                format!("Invalid value (must be one in: '{}')", M.join("', '"))
+            })
         }
         Kind::BackupOptions => types::parse_csv(
             raw,
             def.name,
             source,
-            &["exclusive_backup", "concurrent_backup", "external_configuration"],
+            &[
+                "exclusive_backup",
+                "concurrent_backup",
+                "external_configuration",
+            ],
             &[
                 ("exclusive_backup", "concurrent_backup"),
                 ("concurrent_backup", "exclusive_backup"),
@@ -314,12 +784,17 @@ pub fn parse_value(def: &OptionDef, raw: &str, source: &str) -> Result<Value, St
         }),
         Kind::SlotName => {
             let l = raw.to_lowercase();
-            if !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_lowercase() || b == b'_') {
+            if !l.is_empty()
+                && l.bytes()
+                    .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase() || b == b'_')
+            {
                 Ok(Value::Str(l))
             } else {
-                Err("Replication slot names may only contain lower case letters, \
+                Err(
+                    "Replication slot names may only contain lower case letters, \
                      numbers, and the underscore character."
-                    .to_string())
+                        .to_string(),
+                )
             }
         }
         Kind::StagingLocation => {
@@ -332,7 +807,11 @@ pub fn parse_value(def: &OptionDef, raw: &str, source: &str) -> Result<Value, St
         Kind::CombineMode => {
             const C: &[&str] = &["copy", "link", "clone", "copy-file-range"];
             choice(C, &|v| {
-                format!("Invalid value: {} (options are: {})", v.to_lowercase(), C.join(", "))
+                format!(
+                    "Invalid value: {} (options are: {})",
+                    v.to_lowercase(),
+                    C.join(", ")
+                )
             })
         }
         Kind::Encryption => {
@@ -349,7 +828,9 @@ pub fn parse_value(def: &OptionDef, raw: &str, source: &str) -> Result<Value, St
             if raw == "AES256" || raw == "aws:kms" {
                 Ok(Value::Str(raw.to_string()))
             } else {
-                Err(format!("Invalid value '{raw}' (must be one in: ['AES256', 'aws:kms'])"))
+                Err(format!(
+                    "Invalid value '{raw}' (must be one in: ['AES256', 'aws:kms'])"
+                ))
             }
         }
         Kind::SnapshotDisks => {

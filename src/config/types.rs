@@ -217,7 +217,11 @@ pub fn parse_si_suffix(v: &str) -> Result<i64, String> {
 }
 
 /// A lower-cased value that must be one of `allowed`.
-pub fn parse_choice(v: &str, allowed: &[&str], why: impl Fn(&str) -> String) -> Result<String, String> {
+pub fn parse_choice(
+    v: &str,
+    allowed: &[&str],
+    why: impl Fn(&str) -> String,
+) -> Result<String, String> {
     let l = v.to_lowercase();
     if allowed.contains(&l.as_str()) {
         Ok(l)
@@ -344,7 +348,12 @@ pub fn parse_retention_policy(v: &str) -> Result<RetentionPolicy, String> {
             Err(err())
         }
     };
-    match words.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    match words
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["REDUNDANCY", n] => Ok(RetentionPolicy::Redundancy(num(n)?)),
         ["RECOVERY", "WINDOW", "OF", n, unit] => {
             let unit = match *unit {
@@ -353,7 +362,10 @@ pub fn parse_retention_policy(v: &str) -> Result<RetentionPolicy, String> {
                 "MONTH" | "MONTHS" => WindowUnit::Months,
                 _ => return Err(err()),
             };
-            Ok(RetentionPolicy::RecoveryWindow { value: num(n)?, unit })
+            Ok(RetentionPolicy::RecoveryWindow {
+                value: num(n)?,
+                unit,
+            })
         }
         _ => Err(err()),
     }
@@ -375,7 +387,10 @@ mod tests {
             Value::Csv("BackupOptions", set).to_string(),
             "BackupOptions({'concurrent_backup'})"
         );
-        assert_eq!(Value::Csv("RecoveryOptions", BTreeSet::new()).to_string(), "RecoveryOptions()");
+        assert_eq!(
+            Value::Csv("RecoveryOptions", BTreeSet::new()).to_string(),
+            "RecoveryOptions()"
+        );
         assert_eq!(python_repr_str("it's"), "\"it's\"");
         assert_eq!(python_repr_str("a\nb"), "'a\\nb'");
     }
@@ -395,13 +410,19 @@ mod tests {
         assert_eq!(parse_si_suffix("5 k"), Ok(5000));
         assert!(parse_si_suffix("lots").is_err());
         assert_eq!(parse_compression_level("-5"), Ok(Value::Int(-5)));
-        assert_eq!(parse_compression_level("HIGH"), Ok(Value::Str("high".into())));
+        assert_eq!(
+            parse_compression_level("HIGH"),
+            Ok(Value::Str("high".into()))
+        );
         assert!(parse_compression_level("max").is_err());
     }
 
     #[test]
     fn retention_policies() {
-        assert_eq!(parse_retention_policy("redundancy 2"), Ok(RetentionPolicy::Redundancy(2)));
+        assert_eq!(
+            parse_retention_policy("redundancy 2"),
+            Ok(RetentionPolicy::Redundancy(2))
+        );
         let rw = parse_retention_policy("RECOVERY  WINDOW OF 1 week").unwrap();
         assert_eq!(rw.to_string(), "RECOVERY WINDOW OF 1 WEEKS");
         assert!(parse_retention_policy("KEEP 2").is_err());
@@ -410,14 +431,32 @@ mod tests {
 
     #[test]
     fn csv_options() {
-        let ok = parse_csv("concurrent_backup, external_configuration", "k", "s",
-            &["concurrent_backup", "exclusive_backup", "external_configuration"],
-            &[("exclusive_backup", "concurrent_backup"), ("concurrent_backup", "exclusive_backup")]);
+        let ok = parse_csv(
+            "concurrent_backup, external_configuration",
+            "k",
+            "s",
+            &[
+                "concurrent_backup",
+                "exclusive_backup",
+                "external_configuration",
+            ],
+            &[
+                ("exclusive_backup", "concurrent_backup"),
+                ("concurrent_backup", "exclusive_backup"),
+            ],
+        );
         assert_eq!(ok.unwrap().len(), 2);
         assert!(parse_csv("bogus", "k", "s", &["a"], &[]).is_err());
-        let both = parse_csv("exclusive_backup,concurrent_backup", "k", "s",
+        let both = parse_csv(
+            "exclusive_backup,concurrent_backup",
+            "k",
+            "s",
             &["concurrent_backup", "exclusive_backup"],
-            &[("exclusive_backup", "concurrent_backup"), ("concurrent_backup", "exclusive_backup")]);
+            &[
+                ("exclusive_backup", "concurrent_backup"),
+                ("concurrent_backup", "exclusive_backup"),
+            ],
+        );
         assert!(both.is_err());
     }
 }

@@ -75,7 +75,11 @@ impl PgStatus {
 
     /// Asks everything, stopping at the first failure like Barman (whose
     /// remaining keys stay None).
-    pub fn fetch(conninfo_text: &str, slot_name: Option<&str>, timeout: Option<Duration>) -> PgStatus {
+    pub fn fetch(
+        conninfo_text: &str,
+        slot_name: Option<&str>,
+        timeout: Option<Duration>,
+    ) -> PgStatus {
         let mut st = PgStatus::default();
         let mut client = match connect(conninfo_text, timeout) {
             Ok(c) => c,
@@ -105,14 +109,34 @@ impl PgStatus {
         self.server_txt_version = txt.split_whitespace().next().map(str::to_string);
         self.is_superuser = row.get::<_, Option<bool>>(2);
         self.is_in_recovery = Some(row.get(3));
-        self.has_backup_privileges = Some(c.query_one(&backup_privileges_query(version as i64), &[])?.get::<_, Option<bool>>(0).unwrap_or(false));
+        self.has_backup_privileges = Some(
+            c.query_one(&backup_privileges_query(version as i64), &[])?
+                .get::<_, Option<bool>>(0)
+                .unwrap_or(false),
+        );
 
         let mut names: Vec<&'static str> = vec![
-            "wal_level", "hot_standby", "max_wal_senders", "data_checksums", "max_replication_slots",
-            "wal_compression", "archive_mode", "archive_command", "archive_timeout", "checkpoint_timeout",
-            "synchronous_standby_names", "config_file", "hba_file", "ident_file", "wal_segment_size",
+            "wal_level",
+            "hot_standby",
+            "max_wal_senders",
+            "data_checksums",
+            "max_replication_slots",
+            "wal_compression",
+            "archive_mode",
+            "archive_command",
+            "archive_timeout",
+            "checkpoint_timeout",
+            "synchronous_standby_names",
+            "config_file",
+            "hba_file",
+            "ident_file",
+            "wal_segment_size",
         ];
-        names.push(if version < 130000 { "wal_keep_segments" } else { "wal_keep_size" });
+        names.push(if version < 130000 {
+            "wal_keep_segments"
+        } else {
+            "wal_keep_size"
+        });
         if self.has_backup_privileges == Some(true) {
             names.push("data_directory");
         }
@@ -121,20 +145,35 @@ impl PgStatus {
             self.settings.insert(name, v);
         }
         if self.is_in_recovery == Some(false) {
-            let row = c.query_one("SELECT pg_current_wal_lsn()::text, pg_walfile_name(pg_current_wal_lsn())", &[])?;
+            let row = c.query_one(
+                "SELECT pg_current_wal_lsn()::text, pg_walfile_name(pg_current_wal_lsn())",
+                &[],
+            )?;
             self.current_lsn = Some(row.get(0));
             self.current_xlog = Some(row.get(1));
         }
         self.current_size = c
-            .query_one("SELECT sum(pg_database_size(oid))::bigint FROM pg_database WHERE datallowconn", &[])?
+            .query_one(
+                "SELECT sum(pg_database_size(oid))::bigint FROM pg_database WHERE datallowconn",
+                &[],
+            )?
             .get::<_, Option<i64>>(0);
-        self.systemid = Some(c.query_one("SELECT system_identifier::text FROM pg_control_system()", &[])?.get(0));
+        self.systemid = Some(
+            c.query_one(
+                "SELECT system_identifier::text FROM pg_control_system()",
+                &[],
+            )?
+            .get(0),
+        );
         if let Some(slot) = slot_name {
             let rows = c.query(
                 "SELECT active, restart_lsn::text FROM pg_replication_slots WHERE slot_name = $1",
                 &[&slot],
             )?;
-            self.replication_slot = rows.first().map(|r| Slot { active: r.get(0), restart_lsn: r.get(1) });
+            self.replication_slot = rows.first().map(|r| Slot {
+                active: r.get(0),
+                restart_lsn: r.get(1),
+            });
         }
         let row = c.query_one(
             "SELECT current_setting('archive_mode') IN ('on', 'always') \

@@ -24,7 +24,10 @@ pub enum ConninfoError {
 /// libpq's `conninfo_parse`: `key = value` pairs separated by blanks;
 /// a value may be single-quoted, with `\` escaping any character.
 pub fn parse(conninfo: &str) -> Result<BTreeMap<String, String>, ConninfoError> {
-    let syntax = |why: &str| ConninfoError::Syntax { conninfo: conninfo.to_string(), why: why.to_string() };
+    let syntax = |why: &str| ConninfoError::Syntax {
+        conninfo: conninfo.to_string(),
+        why: why.to_string(),
+    };
     let mut out = BTreeMap::new();
     let mut chars = conninfo.chars().peekable();
     loop {
@@ -129,7 +132,13 @@ pub fn parse_pgpass(text: &str) -> Vec<PgpassEntry> {
 }
 
 /// The password for the first matching entry.
-pub fn pgpass_lookup<'a>(entries: &'a [PgpassEntry], host: &str, port: &str, db: &str, user: &str) -> Option<&'a str> {
+pub fn pgpass_lookup<'a>(
+    entries: &'a [PgpassEntry],
+    host: &str,
+    port: &str,
+    db: &str,
+    user: &str,
+) -> Option<&'a str> {
     let want = [host, port, db, user];
     entries
         .iter()
@@ -139,9 +148,24 @@ pub fn pgpass_lookup<'a>(entries: &'a [PgpassEntry], host: &str, port: &str, db:
 
 /// Keys the connection honours. Others are refused by name.
 const SUPPORTED: &[&str] = &[
-    "host", "hostaddr", "port", "user", "password", "dbname", "options", "application_name",
-    "fallback_application_name", "connect_timeout", "sslmode", "passfile", "keepalives",
-    "keepalives_idle", "target_session_attrs", "replication", "gssencmode", "client_encoding",
+    "host",
+    "hostaddr",
+    "port",
+    "user",
+    "password",
+    "dbname",
+    "options",
+    "application_name",
+    "fallback_application_name",
+    "connect_timeout",
+    "sslmode",
+    "passfile",
+    "keepalives",
+    "keepalives_idle",
+    "target_session_attrs",
+    "replication",
+    "gssencmode",
+    "client_encoding",
 ];
 
 /// Everything needed to connect, once environment and defaults applied.
@@ -166,12 +190,23 @@ pub fn resolve(
 ) -> Result<Resolved, ConninfoError> {
     let kv = parse(conninfo)?;
     if let Some(k) = kv.keys().find(|k| !SUPPORTED.contains(&k.as_str())) {
-        return Err(ConninfoError::Unsupported { key: k.clone(), conninfo: conninfo.to_string() });
+        return Err(ConninfoError::Unsupported {
+            key: k.clone(),
+            conninfo: conninfo.to_string(),
+        });
     }
-    let get = |key: &str, var: &str| kv.get(key).cloned().or_else(|| env(var)).filter(|v| !v.is_empty());
+    let get = |key: &str, var: &str| {
+        kv.get(key)
+            .cloned()
+            .or_else(|| env(var))
+            .filter(|v| !v.is_empty())
+    };
     if let Some(mode) = get("sslmode", "PGSSLMODE") {
         if !matches!(mode.as_str(), "disable" | "allow" | "prefer") {
-            return Err(ConninfoError::BadValue { key: "sslmode".into(), value: format!("{mode} (TLS is not supported yet)") });
+            return Err(ConninfoError::BadValue {
+                key: "sslmode".into(),
+                value: format!("{mode} (TLS is not supported yet)"),
+            });
         }
     }
     let hosts: Vec<String> = get("host", "PGHOST")
@@ -179,17 +214,26 @@ pub fn resolve(
         .map(|h| h.split(',').map(str::to_string).collect())
         .unwrap_or_else(|| vec![DEFAULT_SOCKET_DIR.to_string()]);
     let port_text = get("port", "PGPORT").unwrap_or_else(|| "5432".into());
-    let port: u16 = port_text
-        .parse()
-        .map_err(|_| ConninfoError::BadValue { key: "port".into(), value: port_text.clone() })?;
+    let port: u16 = port_text.parse().map_err(|_| ConninfoError::BadValue {
+        key: "port".into(),
+        value: port_text.clone(),
+    })?;
     let user = get("user", "PGUSER")
-        .or_else(|| nix::unistd::User::from_uid(nix::unistd::getuid()).ok().flatten().map(|u| u.name))
+        .or_else(|| {
+            nix::unistd::User::from_uid(nix::unistd::getuid())
+                .ok()
+                .flatten()
+                .map(|u| u.name)
+        })
         .unwrap_or_else(|| "postgres".into());
     let dbname = get("dbname", "PGDATABASE").unwrap_or_else(|| user.clone());
     let connect_timeout = match get("connect_timeout", "PGCONNECT_TIMEOUT") {
         None => None,
         Some(t) => {
-            let secs: u64 = t.parse().map_err(|_| ConninfoError::BadValue { key: "connect_timeout".into(), value: t.clone() })?;
+            let secs: u64 = t.parse().map_err(|_| ConninfoError::BadValue {
+                key: "connect_timeout".into(),
+                value: t.clone(),
+            })?;
             (secs > 0).then(|| Duration::from_secs(secs.max(2)))
         }
     };
@@ -201,8 +245,13 @@ pub fn resolve(
         if let Some(text) = passfile.as_deref().and_then(read_file) {
             let entries = parse_pgpass(&text);
             let host = hosts.first().map(String::as_str).unwrap_or("");
-            let host = if host.starts_with('/') || host.is_empty() { "localhost" } else { host };
-            password = pgpass_lookup(&entries, host, &port.to_string(), &dbname, &user).map(str::to_string);
+            let host = if host.starts_with('/') || host.is_empty() {
+                "localhost"
+            } else {
+                host
+            };
+            password = pgpass_lookup(&entries, host, &port.to_string(), &dbname, &user)
+                .map(str::to_string);
         }
     }
     Ok(Resolved {
@@ -212,7 +261,8 @@ pub fn resolve(
         dbname,
         password,
         options: get("options", "PGOPTIONS"),
-        application_name: get("application_name", "PGAPPNAME").or_else(|| kv.get("fallback_application_name").cloned()),
+        application_name: get("application_name", "PGAPPNAME")
+            .or_else(|| kv.get("fallback_application_name").cloned()),
         connect_timeout,
     })
 }
@@ -274,7 +324,10 @@ mod tests {
     fn pgpass_matching() {
         let e = parse_pgpass("# c\nlocalhost:5432:*:bob:s\\:x\n*:*:*:*:fallback\nbad:line\n");
         assert_eq!(e.len(), 2);
-        assert_eq!(pgpass_lookup(&e, "localhost", "5432", "db", "bob"), Some("s:x"));
+        assert_eq!(
+            pgpass_lookup(&e, "localhost", "5432", "db", "bob"),
+            Some("s:x")
+        );
         assert_eq!(pgpass_lookup(&e, "h", "1", "d", "u"), Some("fallback"));
     }
 
@@ -285,7 +338,9 @@ mod tests {
             "HOME" => Some("/home/b".to_string()),
             _ => None,
         };
-        let file = |p: &Path| (p == Path::new("/home/b/.pgpass")).then(|| "localhost:5499:app:bob:pw\n".to_string());
+        let file = |p: &Path| {
+            (p == Path::new("/home/b/.pgpass")).then(|| "localhost:5499:app:bob:pw\n".to_string())
+        };
         let r = resolve("user=bob dbname=app host=/run/pg", &env, &file).unwrap();
         assert_eq!(r.port, 5499);
         assert_eq!(r.password.as_deref(), Some("pw"));

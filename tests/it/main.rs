@@ -1,1 +1,10 @@
+//! One integration binary (links once): the real `barman` binary run
+//! against Barman 3.19.1's captured outputs, bad configurations, and real
+//! PostgreSQL 15 clusters. Tests that start a cluster are named `pg_*` so
+//! nextest can cap how many run at once (.config/nextest.toml).
 
+mod harness;
+
+mod config_errors;
+mod golden;
+mod pg_check;
