@@ -129,24 +129,7 @@ impl PgCluster {
             socket,
             port,
         };
-        // The postmaster inherits pg_ctl's stdio: never pipes, or waiting
-        // for their end would wait for the server to stop.
-        let status = pg_cmd("pg_ctl")
-            .args(["-w", "-t", "30", "-l"])
-            .arg(cluster.dir.join("log"))
-            .arg("-D")
-            .arg(&cluster.data)
-            .arg("start")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(
-            status.success(),
-            "pg_ctl start failed: {}",
-            std::fs::read_to_string(cluster.dir.join("log")).unwrap_or_default()
-        );
+        cluster.pg_ctl(&["-t", "30"], "start");
         cluster
     }
 
@@ -181,19 +164,18 @@ impl PgCluster {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
-    /// Changes settings and restarts.
-    pub fn reconfigure(&self, extra: &str) {
-        let path = self.data.join("postgresql.conf");
-        let mut text = std::fs::read_to_string(&path).unwrap();
-        text.push_str(extra);
-        text.push('\n');
-        std::fs::write(&path, text).unwrap();
+    /// Runs `pg_ctl -w <opts> -l log -D data <action>`, failing with the
+    /// server log. The postmaster inherits pg_ctl's stdio: never pipes, or
+    /// waiting for their end would wait for the server to stop.
+    fn pg_ctl(&self, opts: &[&str], action: &str) {
         let status = pg_cmd("pg_ctl")
-            .args(["-w", "-m", "fast", "-l"])
+            .arg("-w")
+            .args(opts)
+            .arg("-l")
             .arg(self.dir.join("log"))
             .arg("-D")
             .arg(&self.data)
-            .arg("restart")
+            .arg(action)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -201,9 +183,19 @@ impl PgCluster {
             .unwrap();
         assert!(
             status.success(),
-            "restart: {}",
+            "pg_ctl {action} failed: {}",
             std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
         );
+    }
+
+    /// Changes settings and restarts.
+    pub fn reconfigure(&self, extra: &str) {
+        let path = self.data.join("postgresql.conf");
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str(extra);
+        text.push('\n');
+        std::fs::write(&path, text).unwrap();
+        self.pg_ctl(&["-m", "fast"], "restart");
     }
 }
 
