@@ -99,16 +99,7 @@ impl Remote {
                 m.insert(k.to_string(), Value::None);
             }
             if reachable {
-                for k in [
-                    "wal_level",
-                    "hot_standby",
-                    "max_wal_senders",
-                    "data_checksums",
-                    "max_replication_slots",
-                    "wal_compression",
-                    "archive_timeout",
-                    "checkpoint_timeout",
-                ] {
+                for &k in crate::postgres::client::SHOWN_SETTINGS {
                     m.insert(
                         k.into(),
                         pg.setting(k).map_or(Value::None, |v| Value::Str(v.into())),

@@ -35,6 +35,18 @@ fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// Settings Barman's remote status reports under their own names.
+pub const SHOWN_SETTINGS: &[&str] = &[
+    "wal_level",
+    "hot_standby",
+    "max_wal_senders",
+    "data_checksums",
+    "max_replication_slots",
+    "wal_compression",
+    "archive_timeout",
+    "checkpoint_timeout",
+];
+
 /// A replication slot's state as `check` needs it.
 #[derive(Debug, Clone)]
 pub struct Slot {
@@ -115,23 +127,16 @@ impl PgStatus {
                 .unwrap_or(false),
         );
 
-        let mut names: Vec<&'static str> = vec![
-            "wal_level",
-            "hot_standby",
-            "max_wal_senders",
-            "data_checksums",
-            "max_replication_slots",
-            "wal_compression",
+        let mut names: Vec<&'static str> = SHOWN_SETTINGS.to_vec();
+        names.extend([
             "archive_mode",
             "archive_command",
-            "archive_timeout",
-            "checkpoint_timeout",
             "synchronous_standby_names",
             "config_file",
             "hba_file",
             "ident_file",
             "wal_segment_size",
-        ];
+        ]);
         names.push(if version < 130000 {
             "wal_keep_segments"
         } else {
