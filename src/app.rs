@@ -102,7 +102,7 @@ fn drop_privileges(user: &str) -> Result<(), String> {
     setgroups(&groups).map_err(|_| refuse())?;
     setgid(pw.gid).map_err(|_| refuse())?;
     setuid(pw.uid).map_err(|_| refuse())?;
-    // SAFETY-free: the process is single-threaded at this point.
+    // Still single-threaded here: nothing else reads the environment.
     std::env::set_var("HOME", &pw.dir);
     Ok(())
 }

@@ -307,7 +307,7 @@ pub fn major_of(version: &str) -> Option<i64> {
 
 /// PostgreSQL's `2026-11-25 01:03:12.045985+00` as Python prints a
 /// tz-aware datetime: `2026-11-25 01:03:12.045985+00:00`.
-fn python_tz_time(pg: &str) -> String {
+pub fn python_tz_time(pg: &str) -> String {
     match pg.rfind(['+', '-']) {
         Some(i) if i > 10 && pg[i + 1..].len() == 2 => format!("{pg}:00"),
         _ => pg.to_string(),

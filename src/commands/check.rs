@@ -9,7 +9,7 @@ use crate::catalog::ServerCatalog;
 use crate::config::types::Value;
 use crate::config::ServerConfig;
 use crate::output::{pretty_size, Output};
-use crate::server::{uses_streaming, Remote};
+use crate::server::Remote;
 
 pub fn run(ctx: &mut Ctx, names: &[String], nagios: bool, check_timeout: Option<u64>) {
     if nagios {
@@ -311,10 +311,6 @@ fn check_server(out: &mut Output, cfg: &ServerConfig) {
                 &pg,
                 "pg_receivexlog compatible",
             );
-            let lock = crate::catalog::lock::LockNames {
-                dir: &cat.backup_directory,
-            };
-            let _ = lock;
             c.result(
                 "receive-wal running",
                 false,
@@ -451,7 +447,6 @@ fn method_checks(c: &mut Checker, cfg: &ServerConfig, remote: &Remote) {
         }
         _ => {}
     }
-    let _ = uses_streaming(cfg);
 }
 
 /// Barman's `summarise_error_files`: counts by suffix, non-zero kinds only.

@@ -1,6 +1,6 @@
 //! `barman list-servers [--minimal]`.
 
-use serde_json::{json, Value as J};
+use serde_json::json;
 
 use super::Ctx;
 
@@ -28,5 +28,4 @@ pub fn run(ctx: &mut Ctx, minimal: bool) {
         };
         ctx.out.info_nolog(&line);
     }
-    let _: Option<J> = None;
 }

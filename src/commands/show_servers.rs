@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::{Map, Value as J};
 
 use super::Ctx;
-use crate::config::types::{python_timedelta, Value};
+use crate::config::types::Value;
 use crate::server::Remote;
 
 pub fn run(ctx: &mut Ctx, names: &[String]) {
@@ -70,5 +70,4 @@ pub fn run(ctx: &mut Ctx, names: &[String]) {
             ctx.out.info_nolog(&format!("\t{k}: {v}"));
         }
     }
-    let _ = python_timedelta;
 }

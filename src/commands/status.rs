@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::{json, Map, Value as J};
 
 use super::Ctx;
-use crate::output::{pretty_size, python_float_repr};
+use crate::output::pretty_size;
 use crate::server::Remote;
 
 pub fn run(ctx: &mut Ctx, names: &[String]) {
@@ -128,19 +128,14 @@ pub fn run(ctx: &mut Ctx, names: &[String]) {
             }
         }
     }
-    let _ = python_float_repr;
 }
 
 /// `2026-11-25 01:03:12.045985+00` → `Wed Nov 25 01:03:12 2026` in local time.
 pub fn ctime_of_pg(ts: &str) -> String {
-    let norm = if ts.len() > 3 && ts.as_bytes()[ts.len() - 3] == b'+'
-        || ts.as_bytes()[ts.len().saturating_sub(3)] == b'-'
+    match crate::server::python_tz_time(ts)
+        .replace(' ', "T")
+        .parse::<jiff::Timestamp>()
     {
-        format!("{ts}:00")
-    } else {
-        ts.to_string()
-    };
-    match norm.replace(' ', "T").parse::<jiff::Timestamp>() {
         Ok(t) => crate::output::ctime(&t.to_zoned_datetime(jiff::tz::TimeZone::system())),
         Err(_) => ts.to_string(),
     }

@@ -271,12 +271,6 @@ pub const COMPRESSIONS: &[&str] = &[
 ];
 
 /// `compression_level`: `low|medium|high` or an integer (negatives for zstd).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CompressionLevel {
-    Named(String),
-    Int(i64),
-}
-
 pub fn parse_compression_level(v: &str) -> Result<Value, String> {
     let l = v.to_lowercase();
     let digits = l.trim_start_matches('-');
