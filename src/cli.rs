@@ -71,6 +71,76 @@ pub struct NotYet {
     pub args: Vec<String>,
 }
 
+/// `get-wal` options, as Barman's argparse defines them.
+#[derive(Debug, Args)]
+pub struct GetWal {
+    /// Specifies the server name for the command.
+    pub server_name: String,
+    /// The WAL file to get.
+    pub wal_name: String,
+    /// Put the retrieved WAL file in this directory with the original name.
+    #[arg(
+        short = 'o',
+        long = "output-directory",
+        value_name = "OUTPUT_DIRECTORY"
+    )]
+    pub output_directory: Option<PathBuf>,
+    /// Retrieve also partial WAL files (.partial).
+    #[arg(short = 'P', long = "partial")]
+    pub partial: bool,
+    /// Compress the output with gzip.
+    #[arg(
+        short = 'z',
+        long = "gzip",
+        short_alias = 'x',
+        overrides_with = "bzip2"
+    )]
+    pub gzip: bool,
+    /// Compress the output with bzip2.
+    #[arg(short = 'j', long = "bzip2", overrides_with = "gzip")]
+    pub bzip2: bool,
+    /// Do not decompress the output if compressed.
+    #[arg(long = "keep-compression")]
+    pub keep_compression: bool,
+    /// Peek from the WAL archive up to 'SIZE' WAL files, starting from the requested one.
+    #[arg(short = 'p', long = "peek", value_name = "SIZE", value_parser = positive)]
+    pub peek: Option<u64>,
+    /// Test both the connection and the configuration of the requested server for WAL retrieval.
+    #[arg(short = 't', long = "test")]
+    pub test: bool,
+}
+
+/// `switch-wal` options.
+#[derive(Debug, Args)]
+pub struct SwitchWal {
+    #[command(flatten)]
+    pub servers: Servers,
+    /// Forces the switch of a WAL by executing a checkpoint before.
+    #[arg(long)]
+    pub force: bool,
+    /// Wait for one WAL file to be archived.
+    #[arg(long)]
+    pub archive: bool,
+    /// The time, in seconds, the archiver will wait for a new WAL file to be archived before timing out.
+    #[arg(long = "archive-timeout", value_name = "TIMEOUT", default_value = "30", value_parser = non_negative)]
+    pub archive_timeout: u64,
+}
+
+fn positive(v: &str) -> Result<u64, String> {
+    match v.parse::<i64>() {
+        Ok(n) if n >= 1 => Ok(n as u64),
+        Ok(_) => Err(format!("'{v}' is not a valid positive integer")),
+        Err(_) => Err(format!("'{v}' is not a valid input")),
+    }
+}
+
+fn non_negative(v: &str) -> Result<u64, String> {
+    match v.parse::<i64>() {
+        Ok(n) if n >= 0 => Ok(n as u64),
+        _ => Err(format!("'{v}' is not a valid non negative integer")),
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// List available servers, with useful information.
@@ -107,18 +177,36 @@ pub enum Command {
     LockDirectoryCleanup,
 
     // ---- Not implemented yet: parsed, then refused with a clear message.
-    #[command(hide = true)]
-    Cron(NotYet),
-    #[command(name = "archive-wal", hide = true)]
-    ArchiveWal(NotYet),
-    #[command(name = "put-wal", hide = true)]
-    PutWal(NotYet),
-    #[command(name = "get-wal", hide = true)]
-    GetWal(NotYet),
-    #[command(name = "switch-wal", visible_alias = "switch-xlog", hide = true)]
-    SwitchWal(NotYet),
-    #[command(name = "rebuild-xlogdb", hide = true)]
-    RebuildXlogdb(NotYet),
+    /// Run maintenance tasks (global command).
+    Cron {
+        /// Keep the stdout and the stderr streams attached to Barman subprocesses.
+        #[arg(long = "keep-descriptors")]
+        keep_descriptors: bool,
+    },
+    /// Execute maintenance operations on WAL files for a given server.
+    #[command(name = "archive-wal")]
+    ArchiveWal {
+        /// Specifies the server name for the command.
+        server_name: String,
+    },
+    /// Receive a WAL file from SERVER_NAME and securely store it in the incoming directory.
+    #[command(name = "put-wal")]
+    PutWal {
+        /// Specifies the server name for the command.
+        server_name: String,
+        /// Test the connection and configuration, ready to receive WAL files.
+        #[arg(short = 't', long = "test")]
+        test: bool,
+    },
+    /// Retrieve WAL_NAME file from SERVER_NAME archive.
+    #[command(name = "get-wal")]
+    GetWal(GetWal),
+    /// Execute the switch-wal command on the target server.
+    #[command(name = "switch-wal", visible_alias = "switch-xlog")]
+    SwitchWal(SwitchWal),
+    /// Rebuild the WAL file database guessing it from the disk content.
+    #[command(name = "rebuild-xlogdb")]
+    RebuildXlogdb(Servers),
     #[command(name = "receive-wal", hide = true)]
     ReceiveWal(NotYet),
     #[command(hide = true)]
@@ -159,12 +247,6 @@ impl Command {
     /// The Barman name of a command barman-rs does not implement yet.
     pub fn not_yet(&self) -> Option<&'static str> {
         Some(match self {
-            Command::Cron(_) => "cron",
-            Command::ArchiveWal(_) => "archive-wal",
-            Command::PutWal(_) => "put-wal",
-            Command::GetWal(_) => "get-wal",
-            Command::SwitchWal(_) => "switch-wal",
-            Command::RebuildXlogdb(_) => "rebuild-xlogdb",
             Command::ReceiveWal(_) => "receive-wal",
             Command::Backup(_) => "backup",
             Command::ListBackups(_) => "list-backups",

@@ -8,6 +8,10 @@
 //! - [`catalog`]: the on-disk catalog (paths, locks; formats as they land);
 //! - [`postgres`]: connection strings and the SQL client;
 //! - [`server`]: live status of a server (PostgreSQL, replication, tools);
+//! - [`wal`]: WAL names, content validation, the intake archiver;
+//! - [`pipeline`]: the parallel, bounded, in-order file pipeline;
+//! - [`compression`]: Barman's WAL codecs, detection by magic;
+//! - [`durable`]: staged writes, no-replace renames, the crash protocol;
 //! - [`commands`]: one module per subcommand, orchestration only;
 //! - [`output`], [`logging`]: what the user and the log file see.
 
@@ -15,10 +19,14 @@ pub mod app;
 pub mod catalog;
 pub mod cli;
 pub mod commands;
+pub mod compression;
 pub mod config;
+pub mod durable;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod logging;
 pub mod output;
+pub mod pipeline;
 pub mod postgres;
 pub mod server;
+pub mod wal;

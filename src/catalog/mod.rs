@@ -3,6 +3,7 @@
 //! live in their own modules as they are built.
 
 pub mod lock;
+pub mod xlogdb;
 
 use std::path::{Path, PathBuf};
 
@@ -86,4 +87,19 @@ pub fn strerror(e: &std::io::Error) -> String {
         Some(i) => s[..i].to_string(),
         None => s,
     }
+}
+
+/// `errors/<name>.<UTC YYYYMMDDTHHMMSSZ>.<suffix>` as Barman names it; `n` > 0
+/// (a name already taken in the same second) adds `-<n>` to the stamp, so
+/// Barman's check still counts the file by its suffix.
+pub fn errors_destination(errors: &Path, name: &str, suffix: &str, n: usize) -> PathBuf {
+    let stamp = jiff::Timestamp::now()
+        .strftime("%Y%m%dT%H%M%SZ")
+        .to_string();
+    let stamp = if n == 0 {
+        stamp
+    } else {
+        format!("{stamp}-{n}")
+    };
+    errors.join(format!("{name}.{stamp}.{suffix}"))
 }

@@ -2,11 +2,17 @@
 //! (configuration + output) and reports through `ctx.out`; the exit status
 //! comes from what was reported.
 
+mod archive_wal;
 mod check;
+mod cron;
 mod diagnose;
+mod get_wal;
 mod list_servers;
+mod put_wal;
+mod rebuild_xlogdb;
 mod show_servers;
 mod status;
+mod switch_wal;
 
 use crate::cli::Command;
 use crate::config::{Config, ServerConfig};
@@ -15,6 +21,14 @@ use crate::output::Output;
 pub struct Ctx {
     pub config: Config,
     pub out: Output,
+}
+
+/// What a single-server command does with an inactive server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inactive {
+    Error,
+    Skip,
+    Serve,
 }
 
 /// A name given on the command line, resolved (None: unknown server).
@@ -54,6 +68,46 @@ impl Ctx {
         Some(list)
     }
 
+    /// Barman's `get_server` for single-server commands: `all` refused,
+    /// unknown, inactive and disabled servers reported as Barman does.
+    /// `inactive`: whether an inactive server is an error, is skipped (with
+    /// Barman's notice), or is served (get-wal).
+    pub fn server(&mut self, name: &str, inactive: Inactive) -> Option<ServerConfig> {
+        if name == "all" {
+            self.out
+                .error("You cannot use 'all' in a single server context");
+            return None;
+        }
+        let names = self.select(Some(&[name.to_string()]))?;
+        let name = names.first()?;
+        let Some(cfg) = self.config.servers.get(name).cloned() else {
+            self.out.error(&format!("Unknown server '{name}'"));
+            return None;
+        };
+        if !cfg.active() {
+            match inactive {
+                Inactive::Error => {
+                    self.out.error(&format!("Inactive server: {name}"));
+                    return None;
+                }
+                Inactive::Skip => {
+                    self.out.info(&format!("Skipping inactive server '{name}'"));
+                    return None;
+                }
+                Inactive::Serve => {}
+            }
+        }
+        if cfg.disabled() {
+            // Barman reports only the first reason (it returns inside its loop).
+            if let Some(first) = cfg.msg_list.first() {
+                self.out.error(first);
+            }
+            return None;
+        }
+        self.report_unsupported(name);
+        Some(cfg)
+    }
+
     /// Warns about options barman-rs accepts but does not act on yet.
     pub fn report_unsupported(&mut self, server: &str) {
         let Some(s) = self.config.servers.get(server) else {
@@ -87,6 +141,12 @@ pub fn run(ctx: &mut Ctx, command: Command) -> i32 {
         } => check::run(ctx, &servers.server_name, nagios, check_timeout),
         Command::Status(s) => status::run(ctx, &s.server_name),
         Command::Diagnose { show_config_source } => diagnose::run(ctx, show_config_source),
+        Command::ArchiveWal { server_name } => archive_wal::run(ctx, &server_name),
+        Command::Cron { keep_descriptors } => cron::run(ctx, keep_descriptors),
+        Command::RebuildXlogdb(s) => rebuild_xlogdb::run(ctx, &s.server_name),
+        Command::GetWal(args) => get_wal::run(ctx, args),
+        Command::PutWal { server_name, test } => put_wal::run(ctx, &server_name, test),
+        Command::SwitchWal(args) => switch_wal::run(ctx, args),
         Command::LockDirectoryCleanup => {
             if let Err(e) = crate::catalog::lock::cleanup(&ctx.config.lock_directory) {
                 ctx.out.error(&format!(
