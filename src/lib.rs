@@ -23,6 +23,8 @@ pub mod compression;
 pub mod config;
 pub mod durable;
 #[doc(hidden)]
+pub mod failpoint;
+#[doc(hidden)]
 pub mod fuzzing;
 pub mod logging;
 pub mod output;

@@ -8,7 +8,7 @@
 //! loses the catalog until the next rebuild).
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use crate::catalog::lock::{self, Lock, LockNames};
@@ -109,12 +109,44 @@ impl XlogDb {
         }
         let text: String = entries.iter().map(Entry::to_line).collect();
         let mut f = OpenOptions::new()
-            .append(true)
+            .read(true)
+            .write(true)
             .create(true)
+            .truncate(false)
             .open(&self.path)
             .map_err(|e| self.io(e))?;
+        self.drop_torn_tail(&mut f).map_err(|e| self.io(e))?;
+        f.seek(SeekFrom::End(0)).map_err(|e| self.io(e))?;
         f.write_all(text.as_bytes()).map_err(|e| self.io(e))?;
         f.sync_all().map_err(|e| self.io(e))
+    }
+
+    /// A crash in the middle of an append can leave a last line without its
+    /// newline. Its file is still in incoming/ (sources are removed only
+    /// after the append is durable) and will be recorded again, so the torn
+    /// fragment is cut off rather than glued to the next line.
+    fn drop_torn_tail(&self, f: &mut File) -> io::Result<()> {
+        let len = f.metadata()?.len();
+        if len == 0 {
+            return Ok(());
+        }
+        let mut last = [0u8; 1];
+        f.seek(SeekFrom::Start(len - 1))?;
+        f.read_exact(&mut last)?;
+        if last[0] == b'\n' {
+            return Ok(());
+        }
+        let tail = len.min(64 * 1024);
+        let mut buf = vec![0u8; tail as usize];
+        f.seek(SeekFrom::Start(len - tail))?;
+        f.read_exact(&mut buf)?;
+        let keep = match buf.iter().rposition(|&b| b == b'\n') {
+            Some(i) => len - tail + i as u64 + 1,
+            None if tail == len => 0,
+            None => return Ok(()), // a 64 KiB line is not a torn append
+        };
+        log::warn!("{}: dropping a torn last line", self.path.display());
+        f.set_len(keep)
     }
 
     /// Every entry, in file order. A missing file reads as empty.
@@ -197,7 +229,6 @@ pub fn describe(
     custom: &CustomFilters,
     unidentified: Option<&str>,
 ) -> io::Result<Entry> {
-    use std::io::Read;
     use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(path)?;
     let mut head = [0u8; 16];

@@ -31,21 +31,25 @@ pub fn run(ctx: &mut Ctx, keep_descriptors: bool) {
     };
     let lock_dir = ctx.config.lock_directory.clone();
     let locks = LockNames { dir: &lock_dir };
-    let mut held: Vec<(Lock, Lock)> = Vec::new();
-    let mut intakes = Vec::new();
+    // Barman reports skipped servers while it builds the list, first.
+    let mut servers = Vec::new();
     for name in names {
         let Some(cfg) = ctx.config.servers.get(&name).cloned() else {
             continue;
         };
         if !cfg.active() {
             ctx.out.info(&format!("Skipping inactive server '{name}'"));
-            continue;
-        }
-        if cfg.disabled() {
+        } else if cfg.disabled() {
             ctx.out
                 .info(&format!("Skipping temporarily disabled server '{name}'"));
-            continue;
+        } else {
+            servers.push(cfg);
         }
+    }
+    let mut held: Vec<(Lock, Lock)> = Vec::new();
+    let mut intakes = Vec::new();
+    for cfg in servers {
+        let name = cfg.name.clone();
         let cron_lock = match lock::acquire(&locks.cron(&name), false) {
             Ok(l) => l,
             Err(LockError::Busy { .. }) => {

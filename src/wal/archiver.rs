@@ -442,6 +442,7 @@ fn process(srv: &ServerIntake, w: &mut Worker, task: &Task) -> io::Result<Outcom
         .set_modified(meta.modified()?);
     staged.file().set_times(times)?;
     staged.file().sync_all()?;
+    crate::failpoint::hit("intake:staged");
     let entry = Entry {
         name: task.name.name.clone(),
         size: stored.len() as u64,
@@ -722,6 +723,7 @@ fn commit(
                 let dir = durable::parent(staged.target()).to_path_buf();
                 match staged.commit() {
                     Ok(()) => {
+                        crate::failpoint::hit("intake:renamed");
                         dirs.insert(dir);
                         records.entry(task.server).or_default().push(entry);
                         unlink.push((task.server, task.path));
@@ -772,6 +774,8 @@ fn commit(
         }
     }
 
+    crate::failpoint::hit("intake:synced");
+
     // 3. Record in xlog.db, durably; 4. only then remove the sources.
     let mut unrecorded: HashSet<usize> = HashSet::new();
     for (server, entries) in records {
@@ -788,6 +792,7 @@ fn commit(
             ));
         }
     }
+    crate::failpoint::hit("intake:recorded");
     let mut source_dirs: HashSet<PathBuf> = HashSet::new();
     for (server, path) in unlink {
         if unrecorded.contains(&server) {
@@ -795,6 +800,7 @@ fn commit(
         }
         match std::fs::remove_file(&path) {
             Ok(()) => {
+                crate::failpoint::hit("intake:unlinked");
                 source_dirs.insert(durable::parent(&path).to_path_buf());
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}

@@ -7,4 +7,7 @@ mod harness;
 
 mod config_errors;
 mod golden;
+mod interop;
 mod pg_check;
+mod pg_wal;
+mod wal_intake;
