@@ -11,6 +11,9 @@
 //!    name with different content can never be overwritten (the caller sends
 //!    the source to errors/ instead). Filesystems without renameat2 get
 //!    link(2) + unlink(2), which is just as exclusive.
+//!    A file that needs no transformation and lives on the same filesystem
+//!    is not copied: it is fsynced in place and hard-linked onto the final
+//!    name (link(2) refuses an existing name, like RENAME_NOREPLACE).
 //! 3. The target directory is fsynced (once per batch of renames).
 //! 4. Only then may the caller record the file (xlog.db append + fsync) and
 //!    only after that remove the source, then fsync the source directory.
@@ -89,6 +92,32 @@ impl Drop for Staged {
     fn drop(&mut self) {
         if !self.tmp.as_os_str().is_empty() {
             let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// A file ready to appear under its final name: staged content, or an
+/// existing complete and fsynced file on the same filesystem that is
+/// hard-linked there (no copy; link(2) never replaces either).
+pub enum Pending {
+    Staged(Staged),
+    Link { from: PathBuf, to: PathBuf },
+}
+
+impl Pending {
+    pub fn target(&self) -> &Path {
+        match self {
+            Pending::Staged(s) => s.target(),
+            Pending::Link { to, .. } => to,
+        }
+    }
+
+    /// Makes the file appear under its final name, or fails with
+    /// `AlreadyExists`. The directory fsync is the caller's, per batch.
+    pub fn commit(self) -> io::Result<()> {
+        match self {
+            Pending::Staged(s) => s.commit(),
+            Pending::Link { from, to } => std::fs::hard_link(from, to),
         }
     }
 }

@@ -27,7 +27,7 @@ use crate::catalog::xlogdb::{self, Entry, XlogDb};
 use crate::catalog::{errors_destination, ServerCatalog};
 use crate::compression::{self, Codec, Compressor, CustomFilters, Settings};
 use crate::config::ServerConfig;
-use crate::durable::{self, Staged};
+use crate::durable::{self, Pending, Staged};
 use crate::pipeline::{self, Width};
 use crate::wal::header;
 use crate::wal::name::{Kind, WalName};
@@ -330,7 +330,7 @@ struct Task {
 enum Outcome {
     /// Staged in the archive directory, ready to be renamed into place.
     Store {
-        staged: Staged,
+        pending: Pending,
         entry: Entry,
         sysid: Option<u64>,
     },
@@ -413,7 +413,31 @@ fn process(srv: &ServerIntake, w: &mut Worker, task: &Task) -> io::Result<Outcom
         });
     }
 
-    std::fs::create_dir_all(durable::parent(&target))?;
+    let dir = durable::parent(&target);
+    std::fs::create_dir_all(dir)?;
+    let sysid = header.map(|h| h.sysid);
+    if srv.compression.is_none() || codec.is_some() {
+        // Stored as it is: on the same filesystem, link instead of copying.
+        if std::fs::metadata(dir)?.dev() == meta.dev() {
+            std::fs::File::open(&task.path)?.sync_all()?;
+            crate::failpoint::hit("intake:staged");
+            let entry = Entry {
+                name: task.name.name.clone(),
+                size: meta.len(),
+                time,
+                compression: codec.map(|c| c.name().to_string()),
+                encryption: None,
+            };
+            return Ok(Outcome::Store {
+                pending: Pending::Link {
+                    from: task.path.clone(),
+                    to: target,
+                },
+                entry,
+                sysid,
+            });
+        }
+    }
     let (stored, compression): (&[u8], Option<String>) = if let Some(c) = codec {
         (bytes, Some(c.name().to_string()))
     } else if let Some(settings) = &srv.compression {
@@ -451,9 +475,9 @@ fn process(srv: &ServerIntake, w: &mut Worker, task: &Task) -> io::Result<Outcom
         encryption: None,
     };
     Ok(Outcome::Store {
-        staged,
+        pending: Pending::Staged(staged),
         entry,
-        sysid: header.map(|h| h.sysid),
+        sysid,
     })
 }
 
@@ -705,13 +729,13 @@ fn commit(
         report.line(&format!("\t{}", task.name));
         match outcome {
             Outcome::Store {
-                staged,
+                pending,
                 entry,
                 sysid,
             } => {
                 if let (Some(want), Some(got)) = (state.sysid, sysid) {
                     if want != got {
-                        drop(staged);
+                        drop(pending);
                         let why = header::Invalid::SystemId { got, want }.to_string();
                         after.push((task.server, task, "invalid", why));
                         continue;
@@ -720,8 +744,8 @@ fn commit(
                 if state.sysid.is_none() {
                     state.sysid = sysid;
                 }
-                let dir = durable::parent(staged.target()).to_path_buf();
-                match staged.commit() {
+                let dir = durable::parent(pending.target()).to_path_buf();
+                match pending.commit() {
                     Ok(()) => {
                         crate::failpoint::hit("intake:renamed");
                         dirs.insert(dir);
