@@ -28,7 +28,8 @@ pub fn run(ctx: &mut Ctx, names: &[String], nagios: bool, check_timeout: Option<
         }
         ctx.report_unsupported(&name);
         ctx.out.init_check(&name, cfg.active(), cfg.disabled());
-        check_server(&mut ctx.out, &cfg);
+        let lock_dir = ctx.config.lock_directory.clone();
+        check_server(&mut ctx.out, &cfg, &lock_dir);
     }
 }
 
@@ -64,7 +65,7 @@ fn xlogdb_empty(cat: &ServerCatalog) -> bool {
         .unwrap_or(true)
 }
 
-fn check_server(out: &mut Output, cfg: &ServerConfig) {
+fn check_server(out: &mut Output, cfg: &ServerConfig, lock_dir: &Path) {
     let cat = ServerCatalog::new(cfg);
     let timeout = cfg.get_int("check_timeout").unwrap_or(30);
     let conn_timeout = Duration::from_secs(if timeout <= 0 {
@@ -82,8 +83,12 @@ fn check_server(out: &mut Output, cfg: &ServerConfig) {
         server: &cfg.name,
     };
 
-    // WAL archive: shown only when it fails.
-    if xlogdb_empty(&cat) {
+    // WAL archive: shown only when it fails, after trying to archive what
+    // is pending and then a WAL switch (Barman's last resort, silent).
+    if xlogdb_empty(&cat)
+        && !(cfg.active()
+            && super::switch_wal::archive_for_check(cfg, lock_dir, (timeout.max(0) / 3) as u64))
+    {
         c.result(
             "WAL archive",
             false,

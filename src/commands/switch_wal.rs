@@ -2,6 +2,7 @@
 //! close the current WAL segment on the server and, with `--archive`, wait
 //! until intake has archived it.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::archive_wal::Printed;
@@ -11,7 +12,7 @@ use crate::catalog::xlogdb;
 use crate::cli::SwitchWal;
 use crate::config::ServerConfig;
 use crate::postgres::client;
-use crate::wal::archiver::{self, ServerIntake};
+use crate::wal::archiver::{self, Report, ServerIntake};
 use crate::wal::name::WalName;
 
 /// What `pg_switch_wal` did.
@@ -21,10 +22,14 @@ enum Switched {
     Standby,
 }
 
-fn switch(cfg: &ServerConfig, force: bool) -> Result<Switched, SwitchError> {
+fn switch(
+    cfg: &ServerConfig,
+    force: bool,
+    connect_timeout: Duration,
+) -> Result<Switched, SwitchError> {
     let conninfo = cfg.get_str("conninfo").unwrap_or_default();
-    let mut c = client::connect(conninfo, Some(Duration::from_secs(30)))
-        .map_err(|_| SwitchError::Failed)?;
+    let mut c =
+        client::connect(conninfo, Some(connect_timeout)).map_err(|_| SwitchError::Failed)?;
     let row = c
         .query_one(
             "SELECT pg_is_in_recovery(), \
@@ -79,7 +84,7 @@ pub fn run(ctx: &mut Ctx, args: SwitchWal) {
             ctx.out.info(&format!("Skipping inactive server '{name}'"));
             continue;
         }
-        let closed = match switch(&cfg, args.force) {
+        let closed = match switch(&cfg, args.force, Duration::from_secs(30)) {
             Ok(Switched::Closed(wal)) => {
                 ctx.out.info(&format!(
                     "The WAL file {wal} has been closed on server '{name}'"
@@ -111,6 +116,61 @@ pub fn run(ctx: &mut Ctx, args: SwitchWal) {
         if args.archive {
             wait_for_wal(ctx, &cfg, closed, args.archive_timeout);
         }
+    }
+}
+
+/// Logs intake output instead of printing it (Barman's `muted(output)`).
+struct Muted;
+
+impl Report for Muted {
+    fn line(&mut self, text: &str) {
+        log::debug!("{}", text.trim_start());
+    }
+    fn error(&mut self, text: &str) {
+        log::error!("{text}");
+    }
+    fn warning(&mut self, text: &str) {
+        log::warn!("{text}");
+    }
+}
+
+/// `check`'s last resort when nothing is archived yet, silently as Barman
+/// does: archive what is pending, then switch a WAL and archive it, waiting
+/// at most `timeout` seconds. Returns whether something got archived.
+pub fn archive_for_check(cfg: &ServerConfig, lock_dir: &Path, timeout: u64) -> bool {
+    let Ok(intake) = ServerIntake::from_config(cfg, lock_dir) else {
+        return false;
+    };
+    let archived =
+        |i: &ServerIntake| std::fs::metadata(i.catalog.xlogdb_file()).is_ok_and(|m| m.len() > 0);
+    let lock_path = LockNames { dir: lock_dir }.archive_wal(&cfg.name);
+    let run_intake = || {
+        if let Ok(_lock) = lock::acquire(&lock_path, false) {
+            archiver::run(
+                std::slice::from_ref(&intake),
+                intake.jobs,
+                false,
+                &mut Muted,
+            );
+        }
+    };
+    run_intake();
+    if archived(&intake) {
+        return true;
+    }
+    if switch(cfg, false, Duration::from_secs(timeout.clamp(2, 30))).is_err() {
+        return false;
+    }
+    let start = Instant::now();
+    loop {
+        run_intake();
+        if archived(&intake) {
+            return true;
+        }
+        if start.elapsed() >= Duration::from_secs(timeout) {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
