@@ -4,8 +4,8 @@
 //! # Crash protocol
 //!
 //! 1. Content is written to a *staging* file in the target's own directory,
-//!    named `.<name>.barman-rs.tmp`: never a name a reader looks up, and
-//!    deterministic, so a rerun after a crash overwrites (not leaks) it.
+//!    named `.<name>.<tag>.barman-rs.tmp`: never a name a reader looks up,
+//!    and deterministic, so a rerun after a crash overwrites (not leaks) it.
 //! 2. The staging file is fsynced, then renamed onto the final name with
 //!    `RENAME_NOREPLACE`: an existing file is never replaced, so the same
 //!    name with different content can never be overwritten (the caller sends
@@ -35,19 +35,20 @@ pub struct Staged {
     target: PathBuf,
 }
 
-/// The staging name for `target`.
-pub fn staging_path(target: &Path) -> PathBuf {
+/// The staging name for `target`; `tag` tells apart writers of the same
+/// target (e.g. the same WAL from streaming/ and incoming/).
+pub fn staging_path(target: &Path, tag: &str) -> PathBuf {
     let name = target
         .file_name()
         .map(|n| n.to_string_lossy())
         .unwrap_or_default();
-    target.with_file_name(format!(".{name}.barman-rs.tmp"))
+    target.with_file_name(format!(".{name}.{tag}.barman-rs.tmp"))
 }
 
 impl Staged {
     /// Creates (or truncates a stale) staging file for `target` with `mode`.
-    pub fn create(target: &Path, mode: u32) -> io::Result<Staged> {
-        let tmp = staging_path(target);
+    pub fn create(target: &Path, tag: &str, mode: u32) -> io::Result<Staged> {
+        let tmp = staging_path(target, tag);
         let file = OpenOptions::new()
             .write(true)
             .create(true)
@@ -152,7 +153,7 @@ pub fn move_file(from: &Path, to: &Path) -> io::Result<()> {
                 use std::os::unix::fs::PermissionsExt;
                 m.permissions().mode()
             })?;
-            let mut staged = Staged::create(to, mode)?;
+            let mut staged = Staged::create(to, "move", mode)?;
             io::copy(&mut File::open(from)?, staged.file())?;
             staged.file().sync_all()?;
             staged.commit()?;
@@ -168,7 +169,7 @@ pub fn move_file(from: &Path, to: &Path) -> io::Result<()> {
 /// Writes a whole small file durably (replacing it): staging, fsync,
 /// rename, directory fsync. For metadata such as identity.json.
 pub fn write_replace(target: &Path, data: &[u8], mode: u32) -> io::Result<()> {
-    let mut staged = Staged::create(target, mode)?;
+    let mut staged = Staged::create(target, "replace", mode)?;
     staged.write_synced(data)?;
     let tmp = std::mem::take(&mut staged.tmp);
     drop(staged);
@@ -191,16 +192,16 @@ mod tests {
     fn commit_never_replaces_and_drop_never_commits() {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("A");
-        let mut s = Staged::create(&target, 0o600).unwrap();
+        let mut s = Staged::create(&target, "t", 0o600).unwrap();
         s.write_synced(b"one").unwrap();
         drop(s);
         assert!(!target.exists());
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 
-        let mut s = Staged::create(&target, 0o600).unwrap();
+        let mut s = Staged::create(&target, "t", 0o600).unwrap();
         s.write_synced(b"one").unwrap();
         s.commit().unwrap();
-        let mut s = Staged::create(&target, 0o600).unwrap();
+        let mut s = Staged::create(&target, "t", 0o600).unwrap();
         s.write_synced(b"two").unwrap();
         let err = s.commit().unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);

@@ -186,6 +186,22 @@ pub fn read_entries(path: &Path) -> Result<Vec<Entry>, XlogDbError> {
     Ok(out)
 }
 
+/// The entries in the last `bytes` of an xlog.db (whole lines only).
+pub fn read_tail(path: &Path, bytes: u64) -> io::Result<Vec<Entry>> {
+    let mut f = File::open(path)?;
+    let len = f.metadata()?.len();
+    let start = len.saturating_sub(bytes);
+    f.seek(SeekFrom::Start(start))?;
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf)?;
+    let text = String::from_utf8_lossy(&buf);
+    let mut lines: Vec<&str> = text.lines().collect();
+    if start > 0 && !lines.is_empty() {
+        lines.remove(0); // the first line is cut
+    }
+    Ok(lines.into_iter().filter_map(Entry::parse).collect())
+}
+
 /// Scans `wals/` as Barman's `rebuild_xlogdb` does: hash directories in name
 /// order, each one's segments and `.backup` files in name order, history
 /// files at the top (partial, temporary and unknown files are skipped).

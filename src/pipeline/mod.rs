@@ -21,8 +21,9 @@
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::bounded;
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 
 /// How wide the pipeline is.
 #[derive(Debug, Clone, Copy)]
@@ -31,14 +32,25 @@ pub struct Width {
     pub workers: usize,
     /// Items in flight at most (queued, in work, or awaiting commit).
     pub window: usize,
+    /// Group commit: the committer waits up to `linger` for `batch` results
+    /// in order, so one batch shares its directory and catalog fsyncs.
+    pub batch: usize,
+    pub linger: Duration,
 }
 
 impl Width {
+    /// An item in flight between worker and committer holds no data (it is
+    /// staged on disk), only a descriptor and a name; the window is wide so
+    /// workers keep going while the committer fsyncs, and batches grow
+    /// (fewer fsyncs) when the disk is the bottleneck.
     pub fn new(workers: usize) -> Width {
         let workers = workers.max(1);
+        let window = (workers * 8).max(32);
         Width {
             workers,
-            window: workers * 3,
+            window,
+            batch: window / 2,
+            linger: Duration::from_millis(20),
         }
     }
 }
@@ -116,10 +128,24 @@ pub fn run<T, R, S, I, W, C>(
             let mut next = 0usize;
             while let Ok((seq, item, result)) = done_rx.recv() {
                 pending.insert(seq, (item, result));
-                // Take whatever else is already there, then everything that
-                // is ready in order forms the batch.
-                while let Ok((seq, item, result)) = done_rx.try_recv() {
-                    pending.insert(seq, (item, result));
+                // Gather for a short while (until `batch` are ready in order
+                // or `linger` passes); everything ready in order is the batch.
+                let deadline = Instant::now() + width.linger;
+                loop {
+                    while let Ok((seq, item, result)) = done_rx.try_recv() {
+                        pending.insert(seq, (item, result));
+                    }
+                    let ready = (next..).take_while(|s| pending.contains_key(s)).count();
+                    let now = Instant::now();
+                    if ready >= width.batch || now >= deadline {
+                        break;
+                    }
+                    match done_rx.recv_timeout(deadline - now) {
+                        Ok((seq, item, result)) => {
+                            pending.insert(seq, (item, result));
+                        }
+                        Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+                    }
                 }
                 let mut batch = Vec::new();
                 while let Some(ready) = pending.remove(&next) {
@@ -145,6 +171,39 @@ pub fn run<T, R, S, I, W, C>(
             while done_rx.recv().is_ok() {}
         });
     });
+}
+
+/// Caps how many workers run their CPU-bound part at once. A pool wider
+/// than the cores then overlaps one worker's fsync wait with another's
+/// compression, without more compressions at once than cores (which only
+/// thrashes the caches).
+pub struct CpuSlots {
+    tx: Sender<()>,
+    rx: Receiver<()>,
+}
+
+/// A held CPU slot, given back on drop.
+pub struct CpuSlot<'a>(&'a Sender<()>);
+
+impl CpuSlots {
+    pub fn new(n: usize) -> CpuSlots {
+        let (tx, rx) = bounded(n.max(1));
+        for _ in 0..n.max(1) {
+            tx.send(()).expect("capacity is n");
+        }
+        CpuSlots { tx, rx }
+    }
+
+    pub fn take(&self) -> CpuSlot<'_> {
+        self.rx.recv().expect("the sender lives in self");
+        CpuSlot(&self.tx)
+    }
+}
+
+impl Drop for CpuSlot<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.send(());
+    }
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ use crate::catalog::{errors_destination, ServerCatalog};
 use crate::compression::{self, Codec, Compressor, CustomFilters, Settings};
 use crate::config::ServerConfig;
 use crate::durable::{self, Pending, Staged};
-use crate::pipeline::{self, Width};
+use crate::pipeline::{self, CpuSlots, Width};
 use crate::wal::header;
 use crate::wal::name::{Kind, WalName};
 use crate::wal::source::SourceBytes;
@@ -166,7 +166,8 @@ fn known_sysid(srv: &ServerIntake) -> Option<u64> {
             return id;
         }
     }
-    let entries = xlogdb::read_entries(&srv.catalog.xlogdb_file()).ok()?;
+    // Only the newest lines matter: read the tail, not a years-long file.
+    let entries = xlogdb::read_tail(&srv.catalog.xlogdb_file(), 64 * 1024).ok()?;
     for e in entries.iter().rev().take(16) {
         let Some(name) = WalName::parse(&e.name).filter(|n| n.kind == Kind::Segment) else {
             continue;
@@ -326,6 +327,18 @@ struct Task {
     detect: bool,
 }
 
+impl Task {
+    /// Distinguishes the staging names of a file that is in streaming/ and
+    /// incoming/ at once (both archivers on), which are worked in parallel.
+    fn origin_tag(&self) -> &'static str {
+        if self.detect {
+            "incoming"
+        } else {
+            "streaming"
+        }
+    }
+}
+
 /// What a worker found.
 enum Outcome {
     /// Staged in the archive directory, ready to be renamed into place.
@@ -333,6 +346,9 @@ enum Outcome {
         pending: Pending,
         entry: Entry,
         sysid: Option<u64>,
+        /// blake3 of the uncompressed content, to compare with a copy
+        /// another task of this run archived first.
+        hash: blake3::Hash,
     },
     /// The archive already holds this name with the same content.
     Same { entry: Entry },
@@ -355,15 +371,22 @@ struct Worker {
     existing: Vec<u8>,
 }
 
-fn work(servers: &[ServerIntake], stopped: &[AtomicBool], w: &mut Worker, task: &Task) -> Outcome {
+fn work(
+    servers: &[ServerIntake],
+    stopped: &[AtomicBool],
+    cpu: &CpuSlots,
+    w: &mut Worker,
+    task: &Task,
+) -> Outcome {
     if stopped[task.server].load(Ordering::Relaxed) {
         return Outcome::Skipped;
     }
     let srv = &servers[task.server];
-    process(srv, w, task).unwrap_or_else(|e| Outcome::Failed(e.to_string()))
+    process(srv, cpu, w, task).unwrap_or_else(|e| Outcome::Failed(e.to_string()))
 }
 
-fn process(srv: &ServerIntake, w: &mut Worker, task: &Task) -> io::Result<Outcome> {
+fn process(srv: &ServerIntake, cpu: &CpuSlots, w: &mut Worker, task: &Task) -> io::Result<Outcome> {
+    let slot = cpu.take();
     let source = SourceBytes::open(&task.path)?;
     let meta = source.metadata();
     let bytes = source.bytes();
@@ -390,24 +413,16 @@ fn process(srv: &ServerIntake, w: &mut Worker, task: &Task) -> io::Result<Outcom
     let time = meta.mtime() as f64 + f64::from(meta.mtime_nsec() as u32) * 1e-9;
 
     if std::fs::symlink_metadata(&target).is_ok() {
-        let existing = std::fs::read(&target)?;
-        let stored = Codec::detect(&existing, srv.custom.magic.as_deref())
-            .or_else(|| srv.unidentified.as_ref().map(|_| Codec::Custom));
-        let same = match stored {
-            Some(c) => {
-                compression::decompress(c, &existing, &srv.custom, &mut w.existing).is_ok()
-                    && blake3::hash(&w.existing) == hash
-            }
-            None => blake3::hash(&existing) == hash,
-        };
-        let entry = xlogdb::describe(
-            &target,
-            &task.name.name,
-            &srv.custom,
-            srv.unidentified.as_deref(),
-        )?;
+        let same = archived_hash(srv, &target, &mut w.existing)? == Some(hash);
         return Ok(if same {
-            Outcome::Same { entry }
+            Outcome::Same {
+                entry: xlogdb::describe(
+                    &target,
+                    &task.name.name,
+                    &srv.custom,
+                    srv.unidentified.as_deref(),
+                )?,
+            }
         } else {
             Outcome::Different
         });
@@ -419,6 +434,7 @@ fn process(srv: &ServerIntake, w: &mut Worker, task: &Task) -> io::Result<Outcom
     if srv.compression.is_none() || codec.is_some() {
         // Stored as it is: on the same filesystem, link instead of copying.
         if std::fs::metadata(dir)?.dev() == meta.dev() {
+            drop(slot);
             std::fs::File::open(&task.path)?.sync_all()?;
             crate::failpoint::hit("intake:staged");
             let entry = Entry {
@@ -435,6 +451,7 @@ fn process(srv: &ServerIntake, w: &mut Worker, task: &Task) -> io::Result<Outcom
                 },
                 entry,
                 sysid,
+                hash,
             });
         }
     }
@@ -454,7 +471,8 @@ fn process(srv: &ServerIntake, w: &mut Worker, task: &Task) -> io::Result<Outcom
     } else {
         (bytes, None)
     };
-    let mut staged = Staged::create(&target, 0o600)?;
+    drop(slot); // the rest waits on the disk, not the CPU
+    let mut staged = Staged::create(&target, task.origin_tag(), 0o600)?;
     staged
         .file()
         .set_permissions(std::fs::Permissions::from_mode(
@@ -478,6 +496,25 @@ fn process(srv: &ServerIntake, w: &mut Worker, task: &Task) -> io::Result<Outcom
         pending: Pending::Staged(staged),
         entry,
         sysid,
+        hash,
+    })
+}
+
+/// blake3 of the uncompressed content of an archived file (None when it
+/// does not decompress: it cannot equal a valid source).
+fn archived_hash(
+    srv: &ServerIntake,
+    target: &Path,
+    scratch: &mut Vec<u8>,
+) -> io::Result<Option<blake3::Hash>> {
+    let existing = std::fs::read(target)?;
+    let stored = Codec::detect(&existing, srv.custom.magic.as_deref())
+        .or_else(|| srv.unidentified.as_ref().map(|_| Codec::Custom));
+    Ok(match stored {
+        Some(c) => compression::decompress(c, &existing, &srv.custom, scratch)
+            .ok()
+            .map(|_| blake3::hash(scratch)),
+        None => Some(blake3::hash(&existing)),
     })
 }
 
@@ -575,19 +612,19 @@ pub fn run(
         })
         .collect();
     let mut next_group = 0usize;
+    // Unlinks need no fsync for safety (a source that comes back after a
+    // power loss is an identical duplicate, dropped by the next run); the
+    // source directories are synced once, at the end, as Barman does.
+    let mut source_dirs = HashSet::new();
 
+    // Twice as many workers as CPU slots: fsync waits overlap compression.
+    let cpu = CpuSlots::new(jobs);
     pipeline::run(
-        Width::new(jobs),
+        Width::new(jobs * 2),
         tasks,
         Worker::default,
-        |w, t| work(servers, &stopped, w, t),
+        |w, t| work(servers, &stopped, &cpu, w, t),
         |batch| {
-            // Close the groups before this batch's first item, open its own.
-            let first = batch[0].0.group;
-            while next_group < first {
-                close_group(servers, &mut groups[next_group], verbose, report);
-                next_group += 1;
-            }
             commit(
                 servers,
                 &mut states,
@@ -598,6 +635,7 @@ pub fn run(
                 batch,
                 report,
                 &mut summary,
+                &mut source_dirs,
             );
             ControlFlow::Continue(())
         },
@@ -605,6 +643,11 @@ pub fn run(
     while next_group < groups.len() {
         close_group(servers, &mut groups[next_group], verbose, report);
         next_group += 1;
+    }
+    for dir in source_dirs {
+        if let Err(e) = durable::sync_dir(&dir) {
+            report.warning(&format!("Cannot sync directory {}: {e}", dir.display()));
+        }
     }
     summary.failed_servers += states.iter().filter(|s| s.failed).count();
     summary
@@ -707,6 +750,7 @@ fn commit(
     batch: Vec<(Task, Outcome)>,
     report: &mut dyn Report,
     summary: &mut Summary,
+    source_dirs: &mut HashSet<PathBuf>,
 ) {
     // 1. Decide, in order, and rename what is to be stored.
     let mut records: HashMap<usize, Vec<Entry>> = HashMap::new();
@@ -727,11 +771,12 @@ fn commit(
         }
         g.processed += 1;
         report.line(&format!("\t{}", task.name));
-        match outcome {
+        let outcome = match outcome {
             Outcome::Store {
                 pending,
                 entry,
                 sysid,
+                hash,
             } => {
                 if let (Some(want), Some(got)) = (state.sysid, sysid) {
                     if want != got {
@@ -744,26 +789,57 @@ fn commit(
                 if state.sysid.is_none() {
                     state.sysid = sysid;
                 }
-                let dir = durable::parent(pending.target()).to_path_buf();
+                let target = pending.target().to_path_buf();
                 match pending.commit() {
                     Ok(()) => {
                         crate::failpoint::hit("intake:renamed");
-                        dirs.insert(dir);
+                        dirs.insert(durable::parent(&target).to_path_buf());
+                        if let Some(r) = state.recorded.as_mut() {
+                            r.insert(entry.name.clone());
+                        }
                         records.entry(task.server).or_default().push(entry);
                         unlink.push((task.server, task.path));
                         summary.archived += 1;
+                        continue;
                     }
-                    Err(e) => fail(srv, state, stopped, &task, &e.to_string(), report),
+                    // Another task of this run (streaming/ and incoming/ both
+                    // had the file) archived it first: a duplicate after all.
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                        let mut scratch = Vec::new();
+                        match archived_hash(srv, &target, &mut scratch) {
+                            Ok(h) if h == Some(hash) => match xlogdb::describe(
+                                &target,
+                                &entry.name,
+                                &srv.custom,
+                                srv.unidentified.as_deref(),
+                            ) {
+                                Ok(entry) => Outcome::Same { entry },
+                                Err(e) => Outcome::Failed(e.to_string()),
+                            },
+                            Ok(_) => Outcome::Different,
+                            Err(e) => Outcome::Failed(e.to_string()),
+                        }
+                    }
+                    Err(e) => Outcome::Failed(e.to_string()),
                 }
             }
+            other => other,
+        };
+        match outcome {
+            Outcome::Store { .. } => unreachable!("resolved above"),
             Outcome::Same { entry } => {
                 summary.duplicates += 1;
                 let recorded = match state.recorded.as_mut() {
                     Some(r) => r,
                     None => {
-                        let names = xlogdb::read_entries(&srv.catalog.xlogdb_file())
-                            .map(|v| v.into_iter().map(|e| e.name).collect())
-                            .unwrap_or_default();
+                        let mut names: HashSet<String> =
+                            xlogdb::read_entries(&srv.catalog.xlogdb_file())
+                                .map(|v| v.into_iter().map(|e| e.name).collect())
+                                .unwrap_or_default();
+                        // This batch's own lines are not in the file yet.
+                        if let Some(batch) = records.get(&task.server) {
+                            names.extend(batch.iter().map(|e| e.name.clone()));
+                        }
                         state.recorded.insert(names)
                     }
                 };
@@ -817,7 +893,6 @@ fn commit(
         }
     }
     crate::failpoint::hit("intake:recorded");
-    let mut source_dirs: HashSet<PathBuf> = HashSet::new();
     for (server, path) in unlink {
         if unrecorded.contains(&server) {
             continue;
@@ -825,18 +900,14 @@ fn commit(
         match std::fs::remove_file(&path) {
             Ok(()) => {
                 crate::failpoint::hit("intake:unlinked");
-                source_dirs.insert(durable::parent(&path).to_path_buf());
+                if !source_dirs.contains(durable::parent(&path)) {
+                    source_dirs.insert(durable::parent(&path).to_path_buf());
+                }
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => report.warning(&format!("Cannot remove {}: {e}", path.display())),
         }
     }
-    for dir in source_dirs {
-        if let Err(e) = durable::sync_dir(&dir) {
-            report.warning(&format!("Cannot sync directory {}: {e}", dir.display()));
-        }
-    }
-
     // 5. Files that go to errors/.
     for (server, task, kind, why) in after {
         let srv = &servers[server];
