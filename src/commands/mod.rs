@@ -108,6 +108,42 @@ impl Ctx {
         Some(cfg)
     }
 
+    /// Barman's `get_server_list(skip_inactive=True)` followed by its loop
+    /// with `manage_server_command`: inactive servers are announced first
+    /// (while the list is built), then each remaining name in order yields
+    /// its configuration, or nothing after "Unknown server" or a disabled
+    /// server's first reason has been reported.
+    pub fn active_servers(&mut self, names: &[String]) -> Vec<ServerConfig> {
+        let Some(list) = self.select(Some(names)) else {
+            return Vec::new();
+        };
+        let mut kept = Vec::new();
+        for name in list {
+            match self.config.servers.get(&name) {
+                Some(cfg) if !cfg.active() => {
+                    self.out.info(&format!("Skipping inactive server '{name}'"));
+                }
+                other => kept.push((name, other.cloned())),
+            }
+        }
+        let mut out = Vec::new();
+        for (name, cfg) in kept {
+            match cfg {
+                None => self.out.error(&format!("Unknown server '{name}'")),
+                Some(cfg) if cfg.disabled() => {
+                    if let Some(first) = cfg.msg_list.first() {
+                        self.out.error(first);
+                    }
+                }
+                Some(cfg) => {
+                    self.report_unsupported(&name);
+                    out.push(cfg);
+                }
+            }
+        }
+        out
+    }
+
     /// Warns about options barman-rs accepts but does not act on yet.
     pub fn report_unsupported(&mut self, server: &str) {
         let Some(s) = self.config.servers.get(server) else {

@@ -8,24 +8,8 @@ use crate::wal::archiver::ServerIntake;
 use crate::wal::name::{Kind, WalName};
 
 pub fn run(ctx: &mut Ctx, names: &[String]) {
-    let Some(names) = ctx.select(Some(names)) else {
-        return;
-    };
-    for name in names {
-        let Some(cfg) = ctx.config.servers.get(&name).cloned() else {
-            ctx.out.error(&format!("Unknown server '{name}'"));
-            continue;
-        };
-        if !cfg.active() {
-            ctx.out.info(&format!("Skipping inactive server '{name}'"));
-            continue;
-        }
-        if cfg.disabled() {
-            if let Some(first) = cfg.msg_list.first() {
-                ctx.out.error(first);
-            }
-            continue;
-        }
+    for cfg in ctx.active_servers(names) {
+        let name = cfg.name.clone();
         ctx.out
             .info(&format!("Rebuilding xlogdb for server {name}"));
         let lock_dir = ctx.config.lock_directory.clone();

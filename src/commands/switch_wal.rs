@@ -72,18 +72,8 @@ enum SwitchError {
 }
 
 pub fn run(ctx: &mut Ctx, args: SwitchWal) {
-    let Some(names) = ctx.select(Some(&args.servers.server_name)) else {
-        return;
-    };
-    for name in names {
-        let Some(cfg) = ctx.config.servers.get(&name).cloned() else {
-            ctx.out.error(&format!("Unknown server '{name}'"));
-            continue;
-        };
-        if !cfg.active() {
-            ctx.out.info(&format!("Skipping inactive server '{name}'"));
-            continue;
-        }
+    for cfg in ctx.active_servers(&args.servers.server_name) {
+        let name = cfg.name.clone();
         let closed = match switch(&cfg, args.force, Duration::from_secs(30)) {
             Ok(Switched::Closed(wal)) => {
                 ctx.out.info(&format!(

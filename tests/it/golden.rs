@@ -111,3 +111,19 @@ fn check_like_barman_when_postgres_is_down() {
 fn version_like_barman() {
     replay("basic", &["v", "version"]);
 }
+
+#[test]
+fn wal_commands_like_barman() {
+    replay(
+        "basic",
+        &["switch-wal_all", "archive-wal_pg2", "archive-wal_all"],
+    );
+    replay("bad_conninfo", &["switch-wal_uri"]);
+    // (The `disabled` scenario's configuration is refused on purpose: its
+    // invalid slot_name is an error here, a warning in Barman.)
+    replay(
+        "multi_server_args",
+        &["switch-wal_all", "archive-wal_c", "archive-wal_zz"],
+    );
+    replay("bad_path_clash_internal", &["archive-wal_pg"]);
+}
