@@ -78,6 +78,12 @@ pub fn run(ctx: &mut Ctx, keep_descriptors: bool) {
         };
         ctx.out
             .info_nolog(&format!("Starting WAL archiving for server {name}"));
+        if cfg.get_bool("streaming_archiver") {
+            // Barman would start receive-wal here; say plainly that we do not.
+            ctx.out.warning(&format!(
+                "barman-rs does not implement receive-wal yet: the streaming archiver of server {name} is not started"
+            ));
+        }
         match ServerIntake::from_config(&cfg, &lock_dir) {
             Ok(i) => {
                 intakes.push(i);

@@ -365,10 +365,31 @@ enum Outcome {
 /// A worker's reusable state.
 #[derive(Default)]
 struct Worker {
-    compressors: HashMap<usize, Compressor>,
+    /// One context per distinct codec setting (not per server: fifty
+    /// servers with the same settings share one).
+    compressors: Vec<Compressor>,
     out: Vec<u8>,
     plain: Vec<u8>,
     existing: Vec<u8>,
+}
+
+/// The worker's reusable compressor for `settings`; a few distinct
+/// settings are kept, the oldest is dropped beyond that.
+fn compressor<'a>(
+    cache: &'a mut Vec<Compressor>,
+    settings: &Settings,
+) -> io::Result<&'a mut Compressor> {
+    let i = match cache.iter().position(|c| c.settings() == settings) {
+        Some(i) => i,
+        None => {
+            if cache.len() >= 4 {
+                cache.remove(0);
+            }
+            cache.push(Compressor::new(settings).map_err(io::Error::other)?);
+            cache.len() - 1
+        }
+    };
+    Ok(&mut cache[i])
 }
 
 fn work(
@@ -458,13 +479,7 @@ fn process(srv: &ServerIntake, cpu: &CpuSlots, w: &mut Worker, task: &Task) -> i
     let (stored, compression): (&[u8], Option<String>) = if let Some(c) = codec {
         (bytes, Some(c.name().to_string()))
     } else if let Some(settings) = &srv.compression {
-        let compressor = match w.compressors.entry(task.server) {
-            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-            std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(Compressor::new(settings).map_err(io::Error::other)?)
-            }
-        };
-        compressor
+        compressor(&mut w.compressors, settings)?
             .compress(plain, &task.name.name, &mut w.out)
             .map_err(io::Error::other)?;
         (&w.out, Some(settings.name.clone()))
