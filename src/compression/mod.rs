@@ -200,7 +200,7 @@ impl Compressor {
                 // lz4_flex has only LZ4's fast mode: levels (Barman's HC
                 // "medium" = 6 included) all compress as level 0 does.
                 let info = lz4_flex::frame::FrameInfo::new()
-                    .block_size(lz4_flex::frame::BlockSize::Max4MB)
+                    .block_size(lz4_flex::frame::BlockSize::Max64KB)
                     .content_checksum(true);
                 let mut enc =
                     lz4_flex::frame::FrameEncoder::with_frame_info(info, std::mem::take(out));
