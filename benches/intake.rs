@@ -53,6 +53,7 @@ fn intake(home: &Path, codec: Option<(Codec, i32)>) -> ServerIntake {
         archiver_batch_size: 0,
         streaming_batch_size: 0,
         jobs: barman::pipeline::cores(),
+        hooks: Default::default(),
     }
 }
 

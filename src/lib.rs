@@ -26,6 +26,7 @@ pub mod durable;
 pub mod failpoint;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod hooks;
 pub mod logging;
 pub mod output;
 pub mod pipeline;

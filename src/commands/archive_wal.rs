@@ -41,7 +41,7 @@ pub fn run(ctx: &mut Ctx, name: &str) {
             return;
         }
     };
-    let intake = match ServerIntake::from_config(&cfg, &lock_dir) {
+    let intake = match ServerIntake::from_config(&cfg, &lock_dir, &ctx.config.file) {
         Ok(i) => i,
         Err(e) => {
             ctx.out.error(&e);

@@ -29,7 +29,8 @@ pub fn run(ctx: &mut Ctx, names: &[String], nagios: bool, check_timeout: Option<
         ctx.report_unsupported(&name);
         ctx.out.init_check(&name, cfg.active(), cfg.disabled());
         let lock_dir = ctx.config.lock_directory.clone();
-        check_server(&mut ctx.out, &cfg, &lock_dir);
+        let config_file = ctx.config.file.clone();
+        check_server(&mut ctx.out, &cfg, &lock_dir, &config_file);
     }
 }
 
@@ -65,7 +66,7 @@ fn xlogdb_empty(cat: &ServerCatalog) -> bool {
         .unwrap_or(true)
 }
 
-fn check_server(out: &mut Output, cfg: &ServerConfig, lock_dir: &Path) {
+fn check_server(out: &mut Output, cfg: &ServerConfig, lock_dir: &Path, config_file: &Path) {
     let cat = ServerCatalog::new(cfg);
     let timeout = cfg.get_int("check_timeout").unwrap_or(30);
     let conn_timeout = Duration::from_secs(if timeout <= 0 {
@@ -87,7 +88,12 @@ fn check_server(out: &mut Output, cfg: &ServerConfig, lock_dir: &Path) {
     // is pending and then a WAL switch (Barman's last resort, silent).
     if xlogdb_empty(&cat)
         && !(cfg.active()
-            && super::switch_wal::archive_for_check(cfg, lock_dir, (timeout.max(0) / 3) as u64))
+            && super::switch_wal::archive_for_check(
+                cfg,
+                lock_dir,
+                config_file,
+                (timeout.max(0) / 3) as u64,
+            ))
     {
         c.result(
             "WAL archive",

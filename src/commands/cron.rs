@@ -84,7 +84,7 @@ pub fn run(ctx: &mut Ctx, keep_descriptors: bool) {
                 "barman-rs does not implement receive-wal yet: the streaming archiver of server {name} is not started"
             ));
         }
-        match ServerIntake::from_config(&cfg, &lock_dir) {
+        match ServerIntake::from_config(&cfg, &lock_dir, &ctx.config.file) {
             Ok(i) => {
                 intakes.push(i);
                 held.push((cron_lock, archive_lock));

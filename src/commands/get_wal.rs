@@ -75,13 +75,18 @@ pub fn run(ctx: &mut Ctx, args: GetWal) {
         );
         return;
     };
-    let intake = match ServerIntake::from_config(&cfg, &ctx.config.lock_directory) {
+    let intake = match ServerIntake::from_config(&cfg, &ctx.config.lock_directory, &ctx.config.file)
+    {
         Ok(i) => i,
         Err(e) if cfg.get_str("compression").is_some() => {
             // Reading needs no compressor: serve with detection alone.
             log::debug!("{e}");
-            ServerIntake::from_config(&without_compression(&cfg), &ctx.config.lock_directory)
-                .unwrap_or_else(|_| unreachable!("compression was the only error"))
+            ServerIntake::from_config(
+                &without_compression(&cfg),
+                &ctx.config.lock_directory,
+                &ctx.config.file,
+            )
+            .unwrap_or_else(|_| unreachable!("compression was the only error"))
         }
         Err(e) => {
             ctx.out.error(&e);

@@ -13,7 +13,7 @@ pub fn run(ctx: &mut Ctx, names: &[String]) {
         ctx.out
             .info(&format!("Rebuilding xlogdb for server {name}"));
         let lock_dir = ctx.config.lock_directory.clone();
-        let intake = match ServerIntake::from_config(&cfg, &lock_dir) {
+        let intake = match ServerIntake::from_config(&cfg, &lock_dir, &ctx.config.file) {
             Ok(i) => i,
             Err(e) => {
                 ctx.out.error(&e);

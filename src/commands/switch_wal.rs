@@ -127,8 +127,13 @@ impl Report for Muted {
 /// `check`'s last resort when nothing is archived yet, silently as Barman
 /// does: archive what is pending, then switch a WAL and archive it, waiting
 /// at most `timeout` seconds. Returns whether something got archived.
-pub fn archive_for_check(cfg: &ServerConfig, lock_dir: &Path, timeout: u64) -> bool {
-    let Ok(intake) = ServerIntake::from_config(cfg, lock_dir) else {
+pub fn archive_for_check(
+    cfg: &ServerConfig,
+    lock_dir: &Path,
+    config_file: &Path,
+    timeout: u64,
+) -> bool {
+    let Ok(intake) = ServerIntake::from_config(cfg, lock_dir, config_file) else {
         return false;
     };
     let archived =
@@ -168,7 +173,8 @@ pub fn archive_for_check(cfg: &ServerConfig, lock_dir: &Path, timeout: u64) -> b
 /// archived, or the timeout (0: none) passes.
 pub fn wait_for_wal(ctx: &mut Ctx, cfg: &ServerConfig, wal: Option<String>, timeout: u64) {
     let lock_dir = ctx.config.lock_directory.clone();
-    let intake = match ServerIntake::from_config(cfg, &lock_dir) {
+    let config_file = ctx.config.file.clone();
+    let intake = match ServerIntake::from_config(cfg, &lock_dir, &config_file) {
         Ok(i) => i,
         Err(e) => {
             ctx.out.error(&e);

@@ -856,3 +856,49 @@ fn same_segment_from_streaming_and_incoming_in_one_run() {
     assert_eq!(files(&env.home().join("srv/errors")).len(), 1);
     assert!(stray(&env).is_empty(), "{:?}", stray(&env));
 }
+
+/// Barman's archive hooks run per file, in order, with its environment; a
+/// pre retry hook returning 63 stops the run and leaves the rest queued.
+#[test]
+fn archive_hooks_run_with_barmans_environment_and_can_stop_the_run() {
+    let env = TestEnv::new();
+    let log = env.root().join("hooks.log");
+    let stop_at = seg_name(3);
+    config(
+        &env,
+        "gzip",
+        &format!(
+            "pre_archive_script = echo \"pre $BARMAN_PHASE $BARMAN_HOOK $BARMAN_SEGMENT $BARMAN_SIZE $BARMAN_COMPRESSION|$BARMAN_SERVER $BARMAN_RETRY $BARMAN_FILE\" >> {log}\n\
+             post_archive_script = echo \"post $BARMAN_PHASE $BARMAN_HOOK $BARMAN_SEGMENT $BARMAN_COMPRESSION $BARMAN_FILE\" >> {log}\n\
+             pre_archive_retry_script = test \"$BARMAN_SEGMENT\" != {stop_at} || exit 63\n",
+            log = log.display()
+        ),
+    );
+    for i in 1..=4 {
+        put(&env, &seg_name(i), &segment(&seg_name(i), SYSID, 1));
+    }
+    let run = env.barman(&["archive-wal", "srv"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let home = env.home().display().to_string();
+    let (a, b) = (seg_name(1), seg_name(2));
+    assert_eq!(lines.len(), 5, "{text}");
+    assert_eq!(
+        lines[0],
+        format!("pre pre archive_script {a} {SEG} |srv 0 {home}/srv/incoming/{a}")
+    );
+    assert!(
+        lines[1].starts_with(&format!(
+            "post post archive_script {a} gzip {home}/srv/wals/0000000100000000/{a}"
+        )),
+        "{}",
+        lines[1]
+    );
+    assert!(lines[2].starts_with(&format!("pre pre archive_script {b} ")));
+    assert!(lines[3].starts_with(&format!("post post archive_script {b} ")));
+    assert!(lines[4].starts_with(&format!("pre pre archive_script {stop_at} ")));
+    let names: Vec<String> = xlogdb(&env).into_iter().map(|l| l[0].clone()).collect();
+    assert_eq!(names, vec![a, b]);
+    assert_eq!(files(&incoming(&env)), vec![seg_name(3), seg_name(4)]);
+}

@@ -187,9 +187,35 @@ impl Committer<'_> {
                         state.sysid = sysid;
                     }
                     let target = pending.target().to_path_buf();
+                    if !srv.hooks.is_empty() {
+                        let size = std::fs::metadata(&task.path).map(|m| m.len()).unwrap_or(0);
+                        let source_codec = source_compression(srv, &task.path);
+                        let env = hook_env(&entry, &task.path, size, source_codec.as_deref());
+                        if let Err(stop) = srv.hooks.run("pre", "archive", &env, None) {
+                            drop(pending);
+                            log::warn!(
+                                "Archiving of {}/{} aborted by pre_archive_retry_script.Reason: {}",
+                                srv.name,
+                                entry.name,
+                                stop.script
+                            );
+                            state.failed = true;
+                            stopped[task.server].store(true, Ordering::Relaxed);
+                            continue;
+                        }
+                    }
                     match pending.commit() {
                         Ok(()) => {
                             crate::failpoint::hit("intake:renamed");
+                            if !srv.hooks.is_empty() {
+                                let env = hook_env(
+                                    &entry,
+                                    &target,
+                                    entry.size,
+                                    entry.compression.as_deref(),
+                                );
+                                let _ = srv.hooks.run("post", "archive", &env, None);
+                            }
                             dirs.insert(durable::parent(&target).to_path_buf());
                             if let Some(r) = state.recorded.as_mut() {
                                 r.insert(entry.name.clone());
@@ -371,4 +397,38 @@ pub(super) fn fail(
         srv.name,
         durable::parent(&task.path).display()
     ));
+}
+
+/// The WAL variables of Barman's `env_from_wal_info`.
+fn hook_env(
+    entry: &Entry,
+    file: &Path,
+    size: u64,
+    compression: Option<&str>,
+) -> Vec<(&'static str, String)> {
+    vec![
+        ("BARMAN_SEGMENT", entry.name.clone()),
+        ("BARMAN_FILE", file.display().to_string()),
+        ("BARMAN_SIZE", size.to_string()),
+        (
+            "BARMAN_TIMESTAMP",
+            crate::output::python_float_repr(entry.time),
+        ),
+        (
+            "BARMAN_COMPRESSION",
+            compression.unwrap_or_default().to_string(),
+        ),
+        ("BARMAN_ERROR", String::new()),
+    ]
+}
+
+/// The codec of a source file in incoming/, by magic (for hook variables).
+fn source_compression(srv: &ServerIntake, path: &Path) -> Option<String> {
+    use std::io::Read;
+    let mut head = [0u8; 16];
+    let n = std::fs::File::open(path)
+        .and_then(|mut f| f.read(&mut head))
+        .ok()?;
+    crate::compression::Codec::detect(&head[..n], srv.custom.magic.as_deref())
+        .map(|c| c.name().to_string())
 }

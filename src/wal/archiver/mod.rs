@@ -32,6 +32,7 @@ use crate::catalog::ServerCatalog;
 use crate::compression::{self, Codec, CustomFilters, Settings};
 use crate::config::ServerConfig;
 use crate::durable;
+use crate::hooks::Hooks;
 use crate::pipeline::{self, CpuSlots, Width};
 use crate::wal::header;
 use crate::wal::name::{Kind, WalName};
@@ -61,11 +62,17 @@ pub struct ServerIntake {
     pub archiver_batch_size: usize,
     pub streaming_batch_size: usize,
     pub jobs: usize,
+    /// `pre`/`post` `archive_script` and `archive_retry_script`.
+    pub hooks: Hooks,
 }
 
 impl ServerIntake {
     /// Reads the server's settings. Errors name the server and option.
-    pub fn from_config(cfg: &ServerConfig, lock_dir: &Path) -> Result<ServerIntake, String> {
+    pub fn from_config(
+        cfg: &ServerConfig,
+        lock_dir: &Path,
+        config_file: &Path,
+    ) -> Result<ServerIntake, String> {
         let catalog = ServerCatalog::new(cfg);
         let custom = custom_filters(cfg)?;
         let compression = match cfg.get_str("compression") {
@@ -115,6 +122,7 @@ impl ServerIntake {
             compression,
             custom,
             unidentified,
+            hooks: Hooks::new(cfg, config_file, "archive"),
         };
         intake.sysid = known_sysid(&intake);
         Ok(intake)
