@@ -29,8 +29,6 @@ pub enum Codec {
 pub enum CodecError {
     #[error("{codec} data is corrupt: {detail}")]
     Corrupt { codec: &'static str, detail: String },
-    #[error("{0} compression is not supported by barman-rs yet")]
-    Unsupported(&'static str),
     #[error("custom compression needs custom_compression_filter and custom_decompression_filter")]
     CustomMissing,
     #[error("custom {what} filter '{filter}' failed: {detail}")]
@@ -163,8 +161,6 @@ impl Compressor {
                 z.include_checksum(true)?;
                 c.zstd = Some(z);
             }
-            Codec::Xz => return Err(CodecError::Unsupported("xz")),
-            Codec::Snappy => return Err(CodecError::Unsupported("snappy")),
             Codec::Custom if settings.custom.compress.is_none() => {
                 return Err(CodecError::CustomMissing)
             }
@@ -216,8 +212,21 @@ impl Compressor {
                 let filter = self.settings.custom.compress.as_deref().unwrap_or_default();
                 *out = run_filter("compression", filter, data)?;
             }
-            Codec::Xz => return Err(CodecError::Unsupported("xz")),
-            Codec::Snappy => return Err(CodecError::Unsupported("snappy")),
+            Codec::Xz => {
+                // Python's lzma.open: an .xz stream, CRC64 check, preset.
+                let level = self.settings.level as u32;
+                let mut enc = liblzma::write::XzEncoder::new(std::mem::take(out), level);
+                enc.write_all(data)?;
+                *out = enc.finish()?;
+            }
+            Codec::Snappy => {
+                // python-snappy's stream_compress: the snappy framing format.
+                let mut enc = snap::write::FrameEncoder::new(std::mem::take(out));
+                enc.write_all(data)?;
+                *out = enc
+                    .into_inner()
+                    .map_err(|e| CodecError::Io(e.into_error()))?;
+            }
         }
         Ok(())
     }
@@ -301,8 +310,16 @@ pub fn decompress(
                 .ok_or(CodecError::CustomMissing)?;
             *out = run_filter("decompression", filter, data)?;
         }
-        Codec::Xz => return Err(CodecError::Unsupported("xz")),
-        Codec::Snappy => return Err(CodecError::Unsupported("snappy")),
+        Codec::Xz => {
+            liblzma::read::XzDecoder::new_multi_decoder(data)
+                .read_to_end(out)
+                .map_err(|e| corrupt("xz", e))?;
+        }
+        Codec::Snappy => {
+            snap::read::FrameDecoder::new(data)
+                .read_to_end(out)
+                .map_err(|e| corrupt("snappy", e))?;
+        }
     }
     Ok(())
 }
@@ -363,7 +380,7 @@ mod tests {
     fn every_codec_round_trips_and_is_detected() {
         let data: Vec<u8> = (0..300_000u32).map(|i| (i / 1000) as u8).collect();
         for name in [
-            "gzip", "pygzip", "pigz", "bzip2", "pybzip2", "lz4", "zstd", "custom",
+            "gzip", "pygzip", "pigz", "bzip2", "pybzip2", "lz4", "zstd", "xz", "snappy", "custom",
         ] {
             let s = settings(name, Value::None);
             let mut c = Compressor::new(&s).unwrap();
@@ -408,7 +425,7 @@ mod tests {
     #[test]
     fn damage_is_detected() {
         let data = vec![7u8; 100_000];
-        for name in ["gzip", "bzip2", "lz4", "zstd"] {
+        for name in ["gzip", "bzip2", "lz4", "zstd", "xz", "snappy"] {
             let s = settings(name, Value::None);
             let mut out = Vec::new();
             Compressor::new(&s)

@@ -895,11 +895,6 @@ impl ServerConfig {
         if self.get_str("encryption") == Some("gpg") {
             self.unsupported.push("encryption = gpg".into());
         }
-        if let Some(c) = self.get_str("compression") {
-            if matches!(c, "xz" | "snappy") {
-                self.unsupported.push(format!("compression = {c}"));
-            }
-        }
         Ok(())
     }
 }

@@ -34,7 +34,7 @@ fn barman_py(env: &TestEnv, args: &[&str]) -> std::process::Output {
 
 #[test]
 fn barman_reads_what_we_archive_with_every_codec() {
-    for comp in ["gzip", "bzip2", "lz4", "zstd", "none"] {
+    for comp in ["gzip", "bzip2", "lz4", "zstd", "xz", "none"] {
         let env = TestEnv::new();
         config(&env, comp, "");
         let names: Vec<String> = (0xFE..0x101).map(seg_name).collect();
@@ -73,7 +73,7 @@ fn barman_reads_what_we_archive_with_every_codec() {
 
 #[test]
 fn we_serve_and_extend_an_archive_barman_wrote() {
-    for comp in ["gzip", "bzip2", "lz4", "zstd"] {
+    for comp in ["gzip", "bzip2", "lz4", "zstd", "xz"] {
         let env = TestEnv::new();
         config(&env, comp, "");
         let first: Vec<String> = (1..=3).map(seg_name).collect();

@@ -108,7 +108,7 @@ fn stray(env: &TestEnv) -> Vec<String> {
 #[test]
 fn every_codec_round_trips_with_barmans_catalog_lines() {
     for comp in [
-        "gzip", "pygzip", "pigz", "bzip2", "lz4", "zstd", "none", "custom",
+        "gzip", "pygzip", "pigz", "bzip2", "lz4", "zstd", "xz", "snappy", "none", "custom",
     ] {
         let env = TestEnv::new();
         let extra = if comp == "custom" {

@@ -81,13 +81,6 @@ impl ServerIntake {
                 let codec = Codec::from_config(name).ok_or_else(|| {
                     format!("Unknown compression '{name}' for server '{}'", cfg.name)
                 })?;
-                if matches!(codec, Codec::Xz | Codec::Snappy) {
-                    return Err(format!(
-                        "compression = {name} is not supported by barman-rs yet: \
-                         WAL files of server '{}' stay where they are",
-                        cfg.name
-                    ));
-                }
                 if codec == Codec::Custom && custom.compress.is_none() {
                     return Err(format!(
                         "compression = custom needs custom_compression_filter for server '{}'",
