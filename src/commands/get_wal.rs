@@ -142,7 +142,7 @@ pub fn run(ctx: &mut Ctx, args: GetWal) {
         } else {
             log::info!("{msg}");
         }
-        let bytes = match prepare(&intake, &cfg, &found, &data, wanted, args.keep_compression) {
+        let bytes = match prepare(&intake, &cfg, &found, data, wanted, args.keep_compression) {
             Ok(b) => b,
             Err(e) => {
                 if let Some((p, _)) = dest.take() {
@@ -153,7 +153,8 @@ pub fn run(ctx: &mut Ctx, args: GetWal) {
             }
         };
         let written = match &mut dest {
-            Some((_, f)) => f.write_all(&bytes).and_then(|_| f.sync_all()),
+            // No fsync: PostgreSQL syncs what it restores, as with Barman.
+            Some((_, f)) => f.write_all(&bytes),
             None => {
                 let mut so = std::io::stdout().lock();
                 so.write_all(&bytes).and_then(|_| so.flush())
@@ -187,29 +188,29 @@ fn prepare(
     intake: &ServerIntake,
     cfg: &ServerConfig,
     found: &str,
-    data: &[u8],
+    data: Vec<u8>,
     wanted: Option<&str>,
     keep: bool,
 ) -> Result<Vec<u8>, String> {
     if keep || found.ends_with(".partial") {
-        return Ok(data.to_vec());
+        return Ok(data);
     }
-    let stored = Codec::detect(data, intake.custom.magic.as_deref())
+    let stored = Codec::detect(&data, intake.custom.magic.as_deref())
         .or_else(|| intake.unidentified.as_ref().map(|_| Codec::Custom));
     if stored.map(Codec::name) == wanted {
-        return Ok(data.to_vec());
+        return Ok(data);
     }
-    let mut plain = Vec::new();
-    let plain: &[u8] = match stored {
+    let plain = match stored {
         Some(c) => {
-            compression::decompress(c, data, &intake.custom, &mut plain)
+            let mut plain = Vec::new();
+            compression::decompress(c, &data, &intake.custom, &mut plain)
                 .map_err(|e| format!("Error decompressing WAL: {e}"))?;
-            &plain
+            plain
         }
         None => data,
     };
     if let Some(name) = WalName::parse(found).filter(|n| n.kind == Kind::Segment) {
-        header::validate(&name, plain, None).map_err(|e| {
+        header::validate(&name, &plain, None).map_err(|e| {
             format!(
                 "WAL file '{found}' of server '{}' is damaged: {e}",
                 cfg.name
@@ -217,7 +218,7 @@ fn prepare(
         })?;
     }
     let Some(wanted) = wanted else {
-        return Ok(plain.to_vec());
+        return Ok(plain);
     };
     let codec = Codec::from_config(wanted).expect("gzip or bzip2");
     let settings = Settings {
@@ -228,7 +229,7 @@ fn prepare(
     };
     let mut out = Vec::new();
     Compressor::new(&settings)
-        .and_then(|mut c| c.compress(plain, &format!(".{found}"), &mut out))
+        .and_then(|mut c| c.compress(&plain, &format!(".{found}"), &mut out))
         .map_err(|e| e.to_string())?;
     Ok(out)
 }
