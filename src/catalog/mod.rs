@@ -2,7 +2,9 @@
 //! creating them as Barman does. The formats inside (backup.info, xlog.db)
 //! live in their own modules as they are built.
 
+pub mod backup_info;
 pub mod lock;
+pub mod pylit;
 pub mod xlogdb;
 
 use std::path::{Path, PathBuf};
