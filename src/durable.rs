@@ -49,6 +49,11 @@ impl Staged {
     /// Creates (or truncates a stale) staging file for `target` with `mode`.
     pub fn create(target: &Path, tag: &str, mode: u32) -> io::Result<Staged> {
         let tmp = staging_path(target, tag);
+        // A stale staging file from a crashed run may be read-only.
+        match std::fs::remove_file(&tmp) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
         let file = OpenOptions::new()
             .write(true)
             .create(true)
@@ -68,6 +73,12 @@ impl Staged {
 
     pub fn target(&self) -> &Path {
         &self.target
+    }
+
+    /// Closes the descriptor once the content is synced: a wide pipeline
+    /// holds many staged files and should not hold as many descriptors.
+    pub fn close(&mut self) {
+        drop(self.file.take());
     }
 
     /// Writes all of `data` and fsyncs it: after this the content is on
@@ -118,7 +129,15 @@ impl Pending {
     pub fn commit(self) -> io::Result<()> {
         match self {
             Pending::Staged(s) => s.commit(),
-            Pending::Link { from, to } => std::fs::hard_link(from, to),
+            Pending::Link { from, to } => match std::fs::hard_link(&from, &to) {
+                Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+                    // No hard links here (EXDEV across bind mounts, EPERM,
+                    // ENOTSUP): copy through a staged file instead.
+                    log::debug!("link {} failed ({e}); copying", from.display());
+                    copy_staged(&from, &to)
+                }
+                other => other,
+            },
         }
     }
 }
@@ -141,6 +160,22 @@ pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
 /// fsyncs a directory, making the renames and unlinks in it durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
+}
+
+/// Copies `from` to a staged `to` (mode and times kept), fsynced, and
+/// renames it into place without replacing.
+fn copy_staged(from: &Path, to: &Path) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(from)?;
+    let mut staged = Staged::create(to, "copy", meta.permissions().mode() & 0o7777)?;
+    io::copy(&mut File::open(from)?, staged.file())?;
+    staged.file().set_times(
+        std::fs::FileTimes::new()
+            .set_accessed(meta.accessed()?)
+            .set_modified(meta.modified()?),
+    )?;
+    staged.file().sync_all()?;
+    staged.commit()
 }
 
 /// Moves `from` to `to` (never replacing), durably: rename when both are on

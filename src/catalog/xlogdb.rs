@@ -8,7 +8,7 @@
 //! loses the catalog until the next rebuild).
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use crate::catalog::lock::{self, Lock, LockNames};
@@ -172,13 +172,20 @@ pub fn read_entries(path: &Path) -> Result<Vec<Entry>, XlogDbError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(io(e)),
     };
+    let mut text = String::new();
+    BufReader::new(file).read_to_string(&mut text).map_err(io)?;
     let mut out = Vec::new();
-    for (i, line) in BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(io)?;
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        if !line.ends_with('\n') {
+            // A torn last line (a crash mid-append): its file is still in
+            // incoming/ and will be recorded again; the next append cuts it.
+            log::warn!("{}: ignoring a torn last line", path.display());
+            break;
+        }
         if line.trim().is_empty() {
             continue;
         }
-        out.push(Entry::parse(&line).ok_or(XlogDbError::Syntax {
+        out.push(Entry::parse(line).ok_or(XlogDbError::Syntax {
             path: path.to_path_buf(),
             line: i + 1,
         })?);

@@ -192,11 +192,21 @@ fn prepare(
     wanted: Option<&str>,
     keep: bool,
 ) -> Result<Vec<u8>, String> {
-    if keep || found.ends_with(".partial") {
+    if keep {
         return Ok(data);
     }
-    let stored = Codec::detect(&data, intake.custom.magic.as_deref())
-        .or_else(|| intake.unidentified.as_ref().map(|_| Codec::Custom));
+    // Barman sends `.partial` files raw; ours may be compressed in the
+    // archive, and a WAL page never starts with a codec's magic, so the
+    // magic decides (and a raw partial still goes out untouched).
+    let partial = found.ends_with(".partial");
+    let stored = Codec::detect(&data, intake.custom.magic.as_deref()).or_else(|| {
+        (!partial)
+            .then(|| intake.unidentified.as_ref().map(|_| Codec::Custom))
+            .flatten()
+    });
+    if partial && stored.is_none() {
+        return Ok(data);
+    }
     if stored.map(Codec::name) == wanted {
         return Ok(data);
     }
@@ -217,7 +227,8 @@ fn prepare(
             )
         })?;
     }
-    let Some(wanted) = wanted else {
+    // Barman ignores -z/-j for partial files.
+    let Some(wanted) = wanted.filter(|_| !partial) else {
         return Ok(plain);
     };
     let codec = Codec::from_config(wanted).expect("gzip or bzip2");

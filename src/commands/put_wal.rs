@@ -50,6 +50,18 @@ fn hexdigest(path: &Path, md5: bool) -> io::Result<String> {
     })
 }
 
+/// Moves a received duplicate into errors/, never over an existing file.
+fn duplicate_to_errors(tmp: &Path, errors: &Path, name: &str) -> std::io::Result<()> {
+    std::fs::create_dir_all(errors)?;
+    let mut n = 0;
+    loop {
+        match durable::move_file(tmp, &errors_destination(errors, name, "duplicate", n)) {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 1000 => n += 1,
+            other => return other,
+        }
+    }
+}
+
 pub fn run(ctx: &mut Ctx, server: &str, test: bool) {
     let Some(cfg) = ctx.server(server, Inactive::Error) else {
         return;
@@ -198,18 +210,31 @@ pub fn run(ctx: &mut Ctx, server: &str, test: bool) {
             return;
         }
         let dest = incoming.join(&name);
-        if dest.exists() {
-            let existing = hexdigest(&dest, md5).unwrap_or_default();
+        // archive-wal may take the existing file away meanwhile: then there
+        // is no duplicate after all.
+        let existing = match hexdigest(&dest, md5) {
+            Ok(h) => Some(h),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => {
+                ctx.out.error(&format!("{}: {e}", dest.display()));
+                return;
+            }
+        };
+        if let Some(existing) = existing {
             let got = &hashes[&name];
             if &existing == got {
                 log::debug!("Duplicate Files with Identical Checksums. File {name} already exists on server {srv}, and the checksums are identical.");
                 continue;
             }
-            let _ = std::fs::create_dir_all(&errors);
-            let err_dest = errors_destination(&errors, &name, "duplicate", 0);
-            if let Err(e) = durable::move_file(&tmp, &err_dest) {
-                log::warn!("{} not moved to errors: {e}", tmp.display());
-                continue;
+            if let Err(e) = duplicate_to_errors(&tmp, &errors, &name) {
+                // Keep the received file (a dot-file intake ignores) rather
+                // than lose it; fail so that the sender retries.
+                staging.0.retain(|(_, p)| p != &tmp);
+                ctx.out.error(&format!(
+                    "Cannot move the mismatching duplicate {name} of server {srv} to the errors directory ({e}); it is kept as {}",
+                    tmp.display()
+                ));
+                return;
             }
             ctx.out.info(&format!(
                 "\tError: Duplicate Files Detected with Mismatched Checksums. File {name} already exists on server {srv} with checksum {existing}, but the checksum of the incoming file is{got}. The file has been moved to the errors directory."

@@ -902,3 +902,79 @@ fn archive_hooks_run_with_barmans_environment_and_can_stop_the_run() {
     assert_eq!(names, vec![a, b]);
     assert_eq!(files(&incoming(&env)), vec![seg_name(3), seg_name(4)]);
 }
+
+/// A crash in the middle of an xlog.db append leaves a torn last line. The
+/// rerun must not count the torn name as recorded: it appends a whole line
+/// for it (after cutting the fragment) before the source goes.
+#[test]
+fn torn_xlogdb_tail_is_repaired_by_the_rerun() {
+    let env = TestEnv::new();
+    config(&env, "none", "");
+    let names: Vec<String> = (1..=3).map(seg_name).collect();
+    for n in &names[..2] {
+        put(&env, n, &segment(n, SYSID, 1));
+    }
+    assert_eq!(env.barman(&["archive-wal", "srv"]).code, 0);
+    // As if the third file was renamed into place, then the process died
+    // while appending its line.
+    let third = &names[2];
+    let data = segment(third, SYSID, 1);
+    std::fs::write(
+        env.home().join("srv/wals/0000000100000000").join(third),
+        &data,
+    )
+    .unwrap();
+    put(&env, third, &data);
+    let db = env.home().join("srv/wals/srv-xlog.db");
+    let mut text = std::fs::read_to_string(&db).unwrap();
+    text.push_str(&format!("{third}\t1048576\t17955"));
+    std::fs::write(&db, text).unwrap();
+
+    let run = env.barman(&["archive-wal", "srv"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let text = std::fs::read_to_string(&db).unwrap();
+    assert!(text.ends_with('\n'), "{text}");
+    let recorded: Vec<String> = xlogdb(&env).into_iter().map(|l| l[0].clone()).collect();
+    assert_eq!(recorded, names);
+    assert!(xlogdb(&env).iter().all(|l| l.len() == 5), "{text}");
+    assert!(files(&incoming(&env)).is_empty());
+}
+
+/// incoming/ on a bind mount of the archive's filesystem: same st_dev, but
+/// link(2) across mounts fails with EXDEV. Intake falls back to a copy.
+#[test]
+fn uncompressed_intake_falls_back_to_copy_when_links_fail() {
+    let env = TestEnv::new();
+    let real = env.root().join("real-incoming");
+    let bound = env.root().join("incoming");
+    std::fs::create_dir_all(&real).unwrap();
+    std::fs::create_dir_all(&bound).unwrap();
+    let st = Command::new("mount")
+        .args(["--bind", real.to_str().unwrap(), bound.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(st.success(), "this test needs to bind-mount (run as root)");
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _guard = Unmount(bound.clone());
+    config(
+        &env,
+        "none",
+        &format!("incoming_wals_directory = {}\n", bound.display()),
+    );
+    let names: Vec<String> = (1..=3).map(seg_name).collect();
+    for n in &names {
+        std::fs::write(bound.join(n), segment(n, SYSID, 2)).unwrap();
+    }
+    let run = env.barman(&["archive-wal", "srv"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for n in &names {
+        assert!(archived(&env, n) == segment(n, SYSID, 2), "{n}");
+    }
+    assert!(files(&bound).is_empty());
+    assert!(stray(&env).is_empty(), "{:?}", stray(&env));
+}

@@ -255,10 +255,17 @@ impl Committer<'_> {
                     let recorded = match state.recorded.as_mut() {
                         Some(r) => r,
                         None => {
-                            let mut names: HashSet<String> =
-                                xlogdb::read_entries(&srv.catalog.xlogdb_file())
-                                    .map(|v| v.into_iter().map(|e| e.name).collect())
-                                    .unwrap_or_default();
+                            // Read under the lock; a torn last line (a crash
+                            // mid-append) does not count as recorded.
+                            let read = XlogDb::lock(&srv.catalog, &srv.lock_dir)
+                                .and_then(|db| db.entries());
+                            let mut names: HashSet<String> = match read {
+                                Ok(v) => v.into_iter().map(|e| e.name).collect(),
+                                Err(e) => {
+                                    fail(srv, state, stopped, &task, &e.to_string(), report);
+                                    continue;
+                                }
+                            };
                             // This batch's own lines are not in the file yet.
                             if let Some(batch) = records.get(&task.server) {
                                 names.extend(batch.iter().map(|e| e.name.clone()));
@@ -269,6 +276,9 @@ impl Committer<'_> {
                     if recorded.insert(entry.name.clone()) {
                         records.entry(task.server).or_default().push(entry);
                     }
+                    // The copy may be there from a run that crashed before
+                    // syncing its directory: sync it before the source goes.
+                    dirs.insert(durable::parent(&srv.target(&task.name)).to_path_buf());
                     unlink.push((task.server, task.path));
                 }
                 Outcome::Different => after.push((task.server, task, "duplicate", String::new())),

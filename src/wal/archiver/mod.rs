@@ -121,7 +121,7 @@ impl ServerIntake {
         Ok(intake)
     }
 
-    fn target(&self, name: &WalName) -> PathBuf {
+    pub(super) fn target(&self, name: &WalName) -> PathBuf {
         self.catalog
             .wals_directory
             .join(name.hash_dir())

@@ -198,6 +198,7 @@ fn process(srv: &ServerIntake, cpu: &CpuSlots, w: &mut Worker, task: &Task) -> i
         .set_modified(meta.modified()?);
     staged.file().set_times(times)?;
     staged.file().sync_all()?;
+    staged.close();
     crate::failpoint::hit("intake:staged");
     let entry = Entry {
         name: task.name.name.clone(),
