@@ -5,6 +5,7 @@
 
 mod harness;
 
+mod catalog;
 mod config_errors;
 mod golden;
 mod interop;
