@@ -113,7 +113,13 @@ impl Drop for Staged {
 /// hard-linked there (no copy; link(2) never replaces either).
 pub enum Pending {
     Staged(Staged),
-    Link { from: PathBuf, to: PathBuf },
+    /// `inode` is `(st_dev, st_ino)` of the file that was checked: the link
+    /// is refused if `from` names another file by commit time.
+    Link {
+        from: PathBuf,
+        to: PathBuf,
+        inode: (u64, u64),
+    },
 }
 
 impl Pending {
@@ -129,15 +135,25 @@ impl Pending {
     pub fn commit(self) -> io::Result<()> {
         match self {
             Pending::Staged(s) => s.commit(),
-            Pending::Link { from, to } => match std::fs::hard_link(&from, &to) {
-                Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
-                    // No hard links here (EXDEV across bind mounts, EPERM,
-                    // ENOTSUP): copy through a staged file instead.
-                    log::debug!("link {} failed ({e}); copying", from.display());
-                    copy_staged(&from, &to)
+            Pending::Link { from, to, inode } => {
+                use std::os::unix::fs::MetadataExt;
+                let now = std::fs::symlink_metadata(&from)?;
+                if (now.dev(), now.ino()) != inode {
+                    return Err(io::Error::other(format!(
+                        "{} was replaced while it was being archived",
+                        from.display()
+                    )));
                 }
-                other => other,
-            },
+                match std::fs::hard_link(&from, &to) {
+                    Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+                        // No hard links here (EXDEV across bind mounts, EPERM,
+                        // ENOTSUP): copy through a staged file instead.
+                        log::debug!("link {} failed ({e}); copying", from.display());
+                        copy_staged(&from, &to)
+                    }
+                    other => other,
+                }
+            }
         }
     }
 }

@@ -168,6 +168,7 @@ fn process(srv: &ServerIntake, cpu: &CpuSlots, w: &mut Worker, task: &Task) -> i
                 pending: Pending::Link {
                     from: task.path.clone(),
                     to: target,
+                    inode: (meta.dev(), meta.ino()),
                 },
                 entry,
                 sysid,
