@@ -3,6 +3,7 @@
 //! live in their own modules as they are built.
 
 pub mod backup_info;
+pub mod backups;
 pub mod lock;
 pub mod pylit;
 pub mod xlogdb;

@@ -59,3 +59,71 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+fn catalog_at(home: &Path, name: &str) -> barman::catalog::ServerCatalog {
+    barman::catalog::ServerCatalog {
+        name: name.into(),
+        backup_directory: home.to_path_buf(),
+        basebackups_directory: home.join("base"),
+        wals_directory: home.join("wals"),
+        incoming_wals_directory: home.join("incoming"),
+        streaming_wals_directory: home.join("streaming"),
+        errors_directory: home.join("errors"),
+        xlogdb_directory: home.join("wals"),
+    }
+}
+
+/// The backups Barman 3.19.1 took, listed from its catalog; a legacy
+/// base/<ID>/backup.info is read too, meta/ wins, keep requests are seen.
+#[test]
+fn backups_are_listed_from_barmans_catalog() {
+    let root = crate::harness::fixtures().join("backups_pg/catalog/pgr");
+    let list = barman::catalog::backups::load(&catalog_at(&root, "pgr")).unwrap();
+    let ids: Vec<&str> = list.iter().map(|b| b.id.as_str()).collect();
+    let mut expected: Vec<String> = std::fs::read_dir(root.join("meta"))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .strip_suffix("-backup.info")
+                .map(str::to_string)
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(ids, expected);
+    assert!(list
+        .iter()
+        .all(|b| b.info.status() == "DONE" && b.info.get("mode") == Some("rsync-concurrent")));
+
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    std::fs::create_dir_all(home.join("meta")).unwrap();
+    std::fs::create_dir_all(home.join("base/20260101T000000")).unwrap();
+    std::fs::create_dir_all(home.join("base/20260102T000000")).unwrap();
+    std::fs::write(
+        home.join("base/20260101T000000/backup.info"),
+        "status=DONE\nbackup_name=legacy\n",
+    )
+    .unwrap();
+    std::fs::write(
+        home.join("base/20260102T000000/backup.info"),
+        "status=FAILED\n",
+    )
+    .unwrap();
+    std::fs::write(
+        home.join("meta/20260102T000000-backup.info"),
+        "status=DONE\n",
+    )
+    .unwrap();
+    std::fs::write(home.join("meta/20260101T000000-keep"), "standalone").unwrap();
+    let list = barman::catalog::backups::load(&catalog_at(home, "x")).unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0].info.get("backup_name"), Some("legacy"));
+    assert_eq!(list[0].keep.as_deref(), Some("standalone"));
+    assert_eq!(
+        list[1].info.status(),
+        "DONE",
+        "meta/ wins over the legacy file"
+    );
+}
