@@ -211,8 +211,15 @@ pub enum Command {
     ReceiveWal(NotYet),
     #[command(hide = true)]
     Backup(NotYet),
-    #[command(name = "list-backups", visible_alias = "list-backup", hide = true)]
-    ListBackups(NotYet),
+    /// List available backups for the given server (supports 'all').
+    #[command(name = "list-backups", visible_alias = "list-backup")]
+    ListBackups {
+        #[command(flatten)]
+        servers: Servers,
+        /// Machine readable output.
+        #[arg(long)]
+        minimal: bool,
+    },
     #[command(name = "show-backup", visible_alias = "show-backups", hide = true)]
     ShowBackup(NotYet),
     #[command(name = "list-files", hide = true)]
@@ -249,7 +256,6 @@ impl Command {
         Some(match self {
             Command::ReceiveWal(_) => "receive-wal",
             Command::Backup(_) => "backup",
-            Command::ListBackups(_) => "list-backups",
             Command::ShowBackup(_) => "show-backup",
             Command::ListFiles(_) => "list-files",
             Command::Delete(_) => "delete",

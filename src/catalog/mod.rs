@@ -6,6 +6,7 @@ pub mod backup_info;
 pub mod backups;
 pub mod lock;
 pub mod pylit;
+pub mod retention;
 pub mod xlogdb;
 
 use std::path::{Path, PathBuf};

@@ -7,6 +7,7 @@ mod check;
 mod cron;
 mod diagnose;
 mod get_wal;
+mod list_backups;
 mod list_servers;
 mod put_wal;
 mod rebuild_xlogdb;
@@ -178,6 +179,9 @@ pub fn run(ctx: &mut Ctx, command: Command) -> i32 {
         Command::Status(s) => status::run(ctx, &s.server_name),
         Command::Diagnose { show_config_source } => diagnose::run(ctx, show_config_source),
         Command::ArchiveWal { server_name } => archive_wal::run(ctx, &server_name),
+        Command::ListBackups { servers, minimal } => {
+            list_backups::run(ctx, &servers.server_name, minimal)
+        }
         Command::Cron { keep_descriptors } => cron::run(ctx, keep_descriptors),
         Command::RebuildXlogdb(s) => rebuild_xlogdb::run(ctx, &s.server_name),
         Command::GetWal(args) => get_wal::run(ctx, args),

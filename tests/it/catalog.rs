@@ -127,3 +127,82 @@ fn backups_are_listed_from_barmans_catalog() {
         "meta/ wins over the legacy file"
     );
 }
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            copy_tree(&p, &to.join(e.file_name()));
+        } else {
+            std::fs::copy(&p, to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// A barman_home holding Barman's catalog snapshot `snapshot` of the
+/// backups_pg scenario, with the scenario's configuration.
+fn env_with(snapshot: &str) -> (crate::harness::TestEnv, PathBuf) {
+    let fx = crate::harness::fixtures().join("backups_pg");
+    let env = crate::harness::TestEnv::new();
+    let conf = std::fs::read_to_string(fx.join("barman.conf"))
+        .unwrap()
+        .replace("barman_user = postgres", "barman_user = root")
+        .replace("@SOCK@", "/nonexistent")
+        .replace("@PORT@", "5432");
+    env.write_config(&conf);
+    for srv in ["pg", "pgr"] {
+        copy_tree(&fx.join(snapshot).join(srv), &env.home().join(srv));
+    }
+    (env, fx)
+}
+
+fn assert_like(env: &crate::harness::TestEnv, fx: &Path, slug: &str, args: &[&str]) {
+    let run = env.barman(args);
+    let want = |ext: &str| std::fs::read_to_string(fx.join(format!("{slug}.{ext}"))).unwrap();
+    assert_eq!(run.stdout, want("out"), "stdout of {slug}");
+    assert_eq!(run.stderr, want("err"), "stderr of {slug}");
+    assert_eq!(
+        run.code.to_string(),
+        want("rc").trim(),
+        "exit status of {slug}"
+    );
+}
+
+#[test]
+fn list_backups_like_barman() {
+    let (env, fx) = env_with("catalog.after-backups");
+    assert_like(&env, &fx, "list-backups_pg", &["list-backups", "pg"]);
+    assert_like(&env, &fx, "list-backups_all", &["list-backups", "all"]);
+    assert_like(
+        &env,
+        &fx,
+        "f_json_list-backups_pg",
+        &["-f", "json", "list-backups", "pg"],
+    );
+    let (env, fx) = env_with("catalog");
+    assert_like(
+        &env,
+        &fx,
+        "after_delete__list-backups_pg",
+        &["list-backups", "pg"],
+    );
+    assert_like(
+        &env,
+        &fx,
+        "list-backups_nosuch",
+        &["list-backups", "nosuch"],
+    );
+}
+
+#[test]
+fn list_backups_shows_keep_requests_like_barman() {
+    let (env, fx) = env_with("catalog.after-backups");
+    // What `keep pg oldest --target standalone` wrote.
+    std::fs::write(
+        env.home().join("pg/meta/20261125T031550-keep"),
+        "standalone",
+    )
+    .unwrap();
+    assert_like(&env, &fx, "kept__list-backups_pg", &["list-backups", "pg"]);
+}
