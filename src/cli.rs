@@ -226,8 +226,22 @@ pub enum Command {
     ListFiles(NotYet),
     #[command(hide = true)]
     Delete(NotYet),
-    #[command(hide = true)]
-    Keep(NotYet),
+    /// Tag the specified backup so that it will never be deleted.
+    Keep {
+        /// Specifies the server name for the command.
+        server_name: String,
+        /// Specifies the backup ID.
+        backup_id: String,
+        /// Remove the keep annotation.
+        #[arg(short = 'r', long)]
+        release: bool,
+        /// Return the keep status of the backup.
+        #[arg(short = 's', long)]
+        status: bool,
+        /// Keep this backup with the specified recovery target.
+        #[arg(long, value_parser = ["full", "standalone"])]
+        target: Option<String>,
+    },
     #[command(name = "check-backup", hide = true)]
     CheckBackup(NotYet),
     #[command(name = "verify-backup", visible_alias = "verify", hide = true)]
@@ -259,7 +273,6 @@ impl Command {
             Command::ShowBackup(_) => "show-backup",
             Command::ListFiles(_) => "list-files",
             Command::Delete(_) => "delete",
-            Command::Keep(_) => "keep",
             Command::CheckBackup(_) => "check-backup",
             Command::VerifyBackup(_) => "verify-backup",
             Command::GenerateManifest(_) => "generate-manifest",

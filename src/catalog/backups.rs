@@ -77,3 +77,107 @@ fn read_dir(dir: &Path) -> Result<Vec<std::path::PathBuf>, CatalogError> {
         }),
     }
 }
+
+/// Statuses Barman's default filter accepts (`STATUS_COPY_DONE`).
+fn copy_done(b: &Backup) -> bool {
+    matches!(b.info.status(), "DONE" | "WAITING_FOR_WALS")
+}
+
+/// `YYYYMMDDTHHMMSS`.
+pub fn is_backup_id(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 15 && b[8] == b'T' && b[..8].iter().chain(&b[9..]).all(u8::is_ascii_digit)
+}
+
+/// Barman's `parse_backup_id` over `list` (oldest first): the shortcuts
+/// `latest`/`last`, `oldest`/`first`, `last-failed` (any substring of it,
+/// as Barman's `in ("last-failed")` string test accepts), `latest-full`/
+/// `last-full`, an ID, or a backup name. `Err` is Barman's message.
+pub fn resolve<'a>(list: &'a [Backup], server: &str, text: &str) -> Result<&'a Backup, String> {
+    let id: Option<String> = match text {
+        "latest" | "last" => list
+            .iter()
+            .rev()
+            .find(|b| copy_done(b))
+            .map(|b| b.id.clone()),
+        "oldest" | "first" => list.iter().find(|b| copy_done(b)).map(|b| b.id.clone()),
+        t if "last-failed".contains(t) => list
+            .iter()
+            .rev()
+            .find(|b| b.info.status() == "FAILED")
+            .map(|b| b.id.clone()),
+        "latest-full" | "last-full" => list
+            .iter()
+            .rev()
+            .find(|b| copy_done(b) && b.info.get("parent_backup_id").is_none())
+            .map(|b| b.id.clone()),
+        t if is_backup_id(t) => Some(t.to_string()),
+        name => {
+            let named: Vec<&Backup> = list
+                .iter()
+                .filter(|b| copy_done(b) && b.info.get("backup_name") == Some(name))
+                .collect();
+            if named.len() > 1 {
+                let ids: Vec<&str> = named.iter().map(|b| b.id.as_str()).collect();
+                return Err(format!(
+                    "Multiple backups found matching name '{name}' (try using backup ID instead): {}",
+                    ids.join(" ")
+                ));
+            }
+            named.first().map(|b| b.id.clone())
+        }
+    };
+    id.and_then(|id| list.iter().find(|b| b.id == id))
+        .ok_or_else(|| format!("Unknown backup '{text}' for server '{server}'"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(id: &str, status: &str, name: Option<&str>) -> Backup {
+        let mut text = format!("status={status}\n");
+        if let Some(n) = name {
+            text.push_str(&format!("backup_name={n}\n"));
+        }
+        Backup {
+            id: id.into(),
+            info: BackupInfo::parse(&text).unwrap(),
+            keep: None,
+        }
+    }
+
+    #[test]
+    fn shortcuts_ids_and_names_resolve_as_barman() {
+        let list = vec![
+            b("20260101T000000", "FAILED", None),
+            b("20260102T000000", "DONE", Some("first")),
+            b("20260103T000000", "DONE", Some("twin")),
+            b("20260104T000000", "DONE", Some("twin")),
+            b("20260105T000000", "FAILED", None),
+        ];
+        let id = |t: &str| resolve(&list, "pg", t).map(|b| b.id.clone());
+        assert_eq!(id("latest").unwrap(), "20260104T000000");
+        assert_eq!(id("oldest").unwrap(), "20260102T000000");
+        assert_eq!(id("last-failed").unwrap(), "20260105T000000");
+        // Barman tests `shortcut in ("last-failed")`: a substring test.
+        assert_eq!(id("fail").unwrap(), "20260105T000000");
+        assert_eq!(
+            id("first").unwrap(),
+            "20260102T000000",
+            "a shortcut wins over a name"
+        );
+        assert_eq!(id("20260101T000000").unwrap(), "20260101T000000");
+        assert!(id("twin")
+            .unwrap_err()
+            .starts_with("Multiple backups found matching name 'twin'"));
+        assert_eq!(
+            id("nosuch").unwrap_err(),
+            "Unknown backup 'nosuch' for server 'pg'"
+        );
+        assert_eq!(
+            id("20991231T000000").unwrap_err(),
+            "Unknown backup '20991231T000000' for server 'pg'"
+        );
+    }
+}

@@ -7,6 +7,7 @@ mod check;
 mod cron;
 mod diagnose;
 mod get_wal;
+mod keep;
 mod list_backups;
 mod list_servers;
 mod put_wal;
@@ -179,6 +180,20 @@ pub fn run(ctx: &mut Ctx, command: Command) -> i32 {
         Command::Status(s) => status::run(ctx, &s.server_name),
         Command::Diagnose { show_config_source } => diagnose::run(ctx, show_config_source),
         Command::ArchiveWal { server_name } => archive_wal::run(ctx, &server_name),
+        Command::Keep {
+            server_name,
+            backup_id,
+            release,
+            status,
+            target,
+        } => keep::run(
+            ctx,
+            &server_name,
+            &backup_id,
+            target.as_deref(),
+            status,
+            release,
+        ),
         Command::ListBackups { servers, minimal } => {
             list_backups::run(ctx, &servers.server_name, minimal)
         }

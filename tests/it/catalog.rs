@@ -206,3 +206,48 @@ fn list_backups_shows_keep_requests_like_barman() {
     .unwrap();
     assert_like(&env, &fx, "kept__list-backups_pg", &["list-backups", "pg"]);
 }
+
+#[test]
+fn keep_like_barman() {
+    let (env, fx) = env_with("catalog.after-backups");
+    assert_like(
+        &env,
+        &fx,
+        "keep_pg_oldest_target_standalone",
+        &["keep", "pg", "oldest", "--target", "standalone"],
+    );
+    assert_eq!(
+        std::fs::read_to_string(env.home().join("pg/meta/20261125T031550-keep")).unwrap(),
+        "standalone"
+    );
+    assert_like(
+        &env,
+        &fx,
+        "keep_status_pg_oldest",
+        &["keep", "--status", "pg", "oldest"],
+    );
+    assert_like(&env, &fx, "kept__list-backups_pg", &["list-backups", "pg"]);
+    assert_like(
+        &env,
+        &fx,
+        "keep_release_pg_oldest",
+        &["keep", "--release", "pg", "oldest"],
+    );
+    assert!(!env.home().join("pg/meta/20261125T031550-keep").exists());
+    assert_like(&env, &fx, "list-backups_pg", &["list-backups", "pg"]);
+    let run = env.barman(&["keep", "--status", "pg", "nosuch"]);
+    assert_eq!(
+        (run.code, run.stderr.as_str()),
+        (1, "ERROR: Unknown backup 'nosuch' for server 'pg'\n")
+    );
+    let run = env.barman(&["keep", "--status", "pg", "second"]);
+    assert_eq!(run.stdout, "Server pg:\n\tKeep: nokeep\n");
+    let run = env.barman(&["keep", "pg", "latest"]);
+    assert_eq!(
+        (run.code, run.stderr.as_str()),
+        (
+            1,
+            "ERROR: one of the arguments -r/--release -s/--status --target is required\n"
+        )
+    );
+}
