@@ -3,8 +3,6 @@
 //! Python's escapes), ints, floats, None, booleans, lists, tuples, dicts.
 //! Pure over `&str`; rendering follows `repr()` so values round-trip.
 
-use std::fmt::Write;
-
 /// A Python literal value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PyValue {
@@ -212,35 +210,8 @@ impl Parser<'_> {
     }
 }
 
-/// Python's `repr()` of a string: single quotes unless the text contains a
-/// single quote and no double quote; escapes as CPython writes them.
-pub fn repr_str(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push(quote);
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push(quote);
-    out
-}
+/// Python's `repr()` of a string (shared with `show-servers`).
+pub use crate::config::types::python_repr_str as repr_str;
 
 impl PyValue {
     /// `repr()` of the value.

@@ -245,6 +245,18 @@ pub fn scan_archive(
     Ok(out)
 }
 
+/// A file's mtime as Python's `os.stat().st_mtime`: `sec + nsec * 1e-9`
+/// (the same float, so xlog.db times match Barman's to the last digit).
+pub fn mtime_float(meta: &std::fs::Metadata) -> f64 {
+    use std::os::unix::fs::MetadataExt;
+    meta.mtime() as f64 + f64::from(meta.mtime_nsec() as u32) * 1e-9
+}
+
+/// Whether nothing has been archived yet (no xlog.db, or an empty one).
+pub fn is_empty(catalog: &ServerCatalog) -> bool {
+    std::fs::metadata(catalog.xlogdb_file()).map_or(true, |m| m.len() == 0)
+}
+
 /// The xlog.db entry for an archived file, from the file itself.
 pub fn describe(
     path: &Path,
@@ -252,7 +264,6 @@ pub fn describe(
     custom: &CustomFilters,
     unidentified: Option<&str>,
 ) -> io::Result<Entry> {
-    use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(path)?;
     let mut head = [0u8; 16];
     let mut f = File::open(path)?;
@@ -263,7 +274,7 @@ pub fn describe(
     Ok(Entry {
         name: name.to_string(),
         size: meta.len(),
-        time: meta.mtime() as f64 + f64::from(meta.mtime_nsec() as u32) / 1e9,
+        time: mtime_float(&meta),
         compression,
         encryption: None,
     })

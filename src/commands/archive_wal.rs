@@ -42,7 +42,7 @@ pub fn run(ctx: &mut Ctx, name: &str) {
         }
     };
     let intake = match ServerIntake::from_config(&cfg, &lock_dir, &ctx.config.file) {
-        Ok(i) => i,
+        Ok(i) => i.with_system_id(),
         Err(e) => {
             ctx.out.error(&e);
             return;

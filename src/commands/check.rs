@@ -60,12 +60,6 @@ fn count_files(dir: &Path) -> usize {
         .unwrap_or(0)
 }
 
-fn xlogdb_empty(cat: &ServerCatalog) -> bool {
-    std::fs::metadata(cat.xlogdb_file())
-        .map(|m| m.len() == 0)
-        .unwrap_or(true)
-}
-
 fn check_server(out: &mut Output, cfg: &ServerConfig, lock_dir: &Path, config_file: &Path) {
     let cat = ServerCatalog::new(cfg);
     let timeout = cfg.get_int("check_timeout").unwrap_or(30);
@@ -86,7 +80,7 @@ fn check_server(out: &mut Output, cfg: &ServerConfig, lock_dir: &Path, config_fi
 
     // WAL archive: shown only when it fails, after trying to archive what
     // is pending and then a WAL switch (Barman's last resort, silent).
-    if xlogdb_empty(&cat)
+    if crate::catalog::xlogdb::is_empty(&cat)
         && !(cfg.active()
             && super::switch_wal::archive_for_check(
                 cfg,

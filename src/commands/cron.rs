@@ -86,7 +86,7 @@ pub fn run(ctx: &mut Ctx, keep_descriptors: bool) {
         }
         match ServerIntake::from_config(&cfg, &lock_dir, &ctx.config.file) {
             Ok(i) => {
-                intakes.push(i);
+                intakes.push(i.with_system_id());
                 held.push((cron_lock, archive_lock));
             }
             Err(e) => ctx.out.error(&e),

@@ -136,8 +136,8 @@ pub fn archive_for_check(
     let Ok(intake) = ServerIntake::from_config(cfg, lock_dir, config_file) else {
         return false;
     };
-    let archived =
-        |i: &ServerIntake| std::fs::metadata(i.catalog.xlogdb_file()).is_ok_and(|m| m.len() > 0);
+    let intake = intake.with_system_id();
+    let archived = |i: &ServerIntake| !xlogdb::is_empty(&i.catalog);
     let lock_path = LockNames { dir: lock_dir }.archive_wal(&cfg.name);
     let run_intake = || {
         if let Ok(_lock) = lock::acquire(&lock_path, false) {
@@ -175,7 +175,7 @@ pub fn wait_for_wal(ctx: &mut Ctx, cfg: &ServerConfig, wal: Option<String>, time
     let lock_dir = ctx.config.lock_directory.clone();
     let config_file = ctx.config.file.clone();
     let intake = match ServerIntake::from_config(cfg, &lock_dir, &config_file) {
-        Ok(i) => i,
+        Ok(i) => i.with_system_id(),
         Err(e) => {
             ctx.out.error(&e);
             return;

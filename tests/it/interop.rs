@@ -87,16 +87,7 @@ fn we_serve_and_extend_an_archive_barman_wrote() {
             String::from_utf8_lossy(&out.stderr)
         );
         for n in &first {
-            let out = Command::new(env!("CARGO_BIN_EXE_barman"))
-                .args([
-                    "-c",
-                    env.config_path().to_str().unwrap(),
-                    "get-wal",
-                    "srv",
-                    n,
-                ])
-                .output()
-                .unwrap();
+            let out = env.output(&["get-wal", "srv", n]);
             assert!(
                 out.status.success(),
                 "{comp} {n}: {}",

@@ -99,16 +99,7 @@ fn pg_cron_archives_what_postgres_wrote_and_get_wal_gives_it_back() {
         "xlog.db lists every segment, in order"
     );
     for name in &copies {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_barman"))
-            .args([
-                "-c",
-                env.config_path().to_str().unwrap(),
-                "get-wal",
-                "pg",
-                name,
-            ])
-            .output()
-            .unwrap();
+        let out = env.output(&["get-wal", "pg", name]);
         assert!(
             out.status.success(),
             "{name}: {}",

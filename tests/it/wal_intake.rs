@@ -488,16 +488,7 @@ fn get_wal_serves_decompressed_recompressed_and_peeks() {
         put(&env, n, &segment(n, SYSID, 1));
     }
     assert_eq!(env.barman(&["archive-wal", "srv"]).code, 0);
-    let out = Command::new(env!("CARGO_BIN_EXE_barman"))
-        .args([
-            "-c",
-            env.config_path().to_str().unwrap(),
-            "get-wal",
-            "srv",
-            &names[1],
-        ])
-        .output()
-        .unwrap();
+    let out = env.output(&["get-wal", "srv", &names[1]]);
     assert!(out.status.success());
     assert!(out.stdout == segment(&names[1], SYSID, 1));
 
@@ -558,16 +549,7 @@ fn get_wal_serves_decompressed_recompressed_and_peeks() {
     let mid = data.len() / 2;
     data[mid] ^= 0xFF;
     std::fs::write(&path, data).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_barman"))
-        .args([
-            "-c",
-            env.config_path().to_str().unwrap(),
-            "get-wal",
-            "srv",
-            &names[2],
-        ])
-        .output()
-        .unwrap();
+    let out = env.output(&["get-wal", "srv", &names[2]]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&out.stderr)
@@ -600,8 +582,8 @@ fn wal_archive_tar(name: &str, data: &[u8], sum: Option<String>) -> Vec<u8> {
 
 fn put_wal(env: &TestEnv, stdin: &[u8]) -> (i32, String, String) {
     use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_barman"))
-        .args(["-c", env.config_path().to_str().unwrap(), "put-wal", "srv"])
+    let mut child = env
+        .command(&["put-wal", "srv"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -675,13 +657,8 @@ fn crash_at_every_step_loses_nothing_and_archives_exactly_once() {
             for n in &names {
                 put(&env, n, &segment(n, SYSID, 3));
             }
-            let out = Command::new(env!("CARGO_BIN_EXE_barman"))
-                .args([
-                    "-c",
-                    env.config_path().to_str().unwrap(),
-                    "archive-wal",
-                    "srv",
-                ])
+            let out = env
+                .command(&["archive-wal", "srv"])
                 .env("BARMAN_RS_FAILPOINT", format!("{point}:{nth}"))
                 .output()
                 .unwrap();
@@ -724,6 +701,30 @@ fn crash_at_every_step_loses_nothing_and_archives_exactly_once() {
     }
 }
 
+/// Unmounts on drop, whatever the test's outcome.
+struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// `mount <args> <target>`; these tests need root, as CI runs them.
+fn mount(args: &[&str], target: &Path) -> Unmount {
+    let st = Command::new("mount")
+        .args(args)
+        .arg(target)
+        .status()
+        .expect("mount");
+    assert!(
+        st.success(),
+        "mount {args:?} {} failed (run as root)",
+        target.display()
+    );
+    Unmount(target.to_path_buf())
+}
+
 /// A WAL archive on a full filesystem: the run stops with an error naming
 /// the file and server; nothing is lost and nothing half-written remains.
 #[test]
@@ -731,28 +732,7 @@ fn full_disk_fails_cleanly_and_loses_nothing() {
     let env = TestEnv::new();
     let mnt = env.root().join("small");
     std::fs::create_dir_all(&mnt).unwrap();
-    let status = Command::new("mount")
-        .args([
-            "-t",
-            "tmpfs",
-            "-o",
-            "size=3m",
-            "tmpfs",
-            mnt.to_str().unwrap(),
-        ])
-        .status()
-        .expect("mount");
-    assert!(
-        status.success(),
-        "this test needs to mount a tmpfs (run as root)"
-    );
-    struct Unmount(PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _guard = Unmount(mnt.clone());
+    let _guard = mount(&["-t", "tmpfs", "-o", "size=3m", "tmpfs"], &mnt);
     config(
         &env,
         "none",
@@ -949,18 +929,7 @@ fn uncompressed_intake_falls_back_to_copy_when_links_fail() {
     let bound = env.root().join("incoming");
     std::fs::create_dir_all(&real).unwrap();
     std::fs::create_dir_all(&bound).unwrap();
-    let st = Command::new("mount")
-        .args(["--bind", real.to_str().unwrap(), bound.to_str().unwrap()])
-        .status()
-        .unwrap();
-    assert!(st.success(), "this test needs to bind-mount (run as root)");
-    struct Unmount(PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _guard = Unmount(bound.clone());
+    let _guard = mount(&["--bind", real.to_str().unwrap()], &bound);
     config(
         &env,
         "none",

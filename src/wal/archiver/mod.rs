@@ -102,7 +102,7 @@ impl ServerIntake {
             Some(_) => cfg.get_int("parallel_jobs").unwrap_or(1).max(1) as usize,
             None => pipeline::cores(),
         };
-        let mut intake = ServerIntake {
+        Ok(ServerIntake {
             name: cfg.name.clone(),
             sysid: None,
             streaming: cfg.get_bool("streaming_archiver"),
@@ -116,9 +116,15 @@ impl ServerIntake {
             custom,
             unidentified,
             hooks: Hooks::new(cfg, config_file, "archive"),
-        };
-        intake.sysid = known_sysid(&intake);
-        Ok(intake)
+        })
+    }
+
+    /// Looks up the system identifier files must carry (see
+    /// [`known_sysid`]). Only intake needs it: readers such as get-wal skip
+    /// the lookup, which may decompress an archived segment.
+    pub fn with_system_id(mut self) -> ServerIntake {
+        self.sysid = known_sysid(&self);
+        self
     }
 
     pub(super) fn target(&self, name: &WalName) -> PathBuf {

@@ -130,7 +130,7 @@ fn process(srv: &ServerIntake, cpu: &CpuSlots, w: &mut Worker, task: &Task) -> i
     };
     let hash = blake3::hash(plain);
     let target = srv.target(&task.name);
-    let time = meta.mtime() as f64 + f64::from(meta.mtime_nsec() as u32) * 1e-9;
+    let time = xlogdb::mtime_float(meta);
 
     if std::fs::symlink_metadata(&target).is_ok() {
         let same = archived_hash(srv, &target, &mut w.existing)? == Some(hash);

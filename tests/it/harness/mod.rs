@@ -58,13 +58,23 @@ impl TestEnv {
             .replace(&self.root().display().to_string(), "@ROOT@")
     }
 
-    pub fn barman(&self, args: &[&str]) -> Run {
+    /// The real binary with this environment's configuration and `args`.
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_barman"));
         cmd.arg("-c")
             .arg(self.config_path())
             .args(args)
             .current_dir("/");
-        let out: Output = cmd.output().expect("run barman");
+        cmd
+    }
+
+    /// Runs it and keeps stdout as bytes (get-wal's WAL content).
+    pub fn output(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run barman")
+    }
+
+    pub fn barman(&self, args: &[&str]) -> Run {
+        let out = self.output(args);
         Run {
             stdout: self.redact(&String::from_utf8_lossy(&out.stdout)),
             stderr: self.redact(&String::from_utf8_lossy(&out.stderr)),
