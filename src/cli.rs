@@ -110,6 +110,99 @@ pub struct GetWal {
     pub test: bool,
 }
 
+/// `backup` options, as Barman's argparse defines them.
+#[derive(Debug, Args)]
+pub struct Backup {
+    #[command(flatten)]
+    pub servers: Servers,
+    /// Forces the initial checkpoint to be done as quickly as possible.
+    #[arg(
+        long = "immediate-checkpoint",
+        overrides_with = "no_immediate_checkpoint"
+    )]
+    pub immediate_checkpoint: bool,
+    /// Forces the initial checkpoint to be spread.
+    #[arg(
+        long = "no-immediate-checkpoint",
+        overrides_with = "immediate_checkpoint"
+    )]
+    pub no_immediate_checkpoint: bool,
+    /// Performs an incremental backup from this backup ID (PostgreSQL 17+).
+    #[arg(long = "incremental", value_name = "BACKUP_ID")]
+    pub incremental: Option<String>,
+    /// Use the previous backup to improve transfer-rate ("link" when no argument is given).
+    #[arg(long = "reuse-backup", num_args = 0..=1, default_missing_value = "link",
+          value_parser = ["off", "copy", "link"])]
+    pub reuse_backup: Option<String>,
+    /// Number of retries after an error if base backup copy fails.
+    #[arg(long = "retry-times", value_parser = non_negative)]
+    pub retry_times: Option<u64>,
+    /// Wait time after a failed base backup copy, before retrying.
+    #[arg(long = "retry-sleep", value_parser = non_negative)]
+    pub retry_sleep: Option<u64>,
+    /// Disable base backup copy retry logic.
+    #[arg(long = "no-retry")]
+    pub no_retry: bool,
+    /// Run the copy in parallel using NJOBS workers.
+    #[arg(short = 'j', long = "jobs", value_name = "NJOBS", value_parser = positive)]
+    pub jobs: Option<u64>,
+    /// Accepted for compatibility (rsync job batching).
+    #[arg(long = "jobs-start-batch-period", value_parser = positive)]
+    pub jobs_start_batch_period: Option<u64>,
+    /// Accepted for compatibility (rsync job batching).
+    #[arg(long = "jobs-start-batch-size", value_parser = positive)]
+    pub jobs_start_batch_size: Option<u64>,
+    /// Maximum transfer rate in kilobytes per second (0 = unlimited).
+    #[arg(long = "bwlimit", value_parser = non_negative)]
+    pub bwlimit: Option<u64>,
+    /// Wait for all the required WAL files to be archived.
+    #[arg(short = 'w', long = "wait")]
+    pub wait: bool,
+    /// The time, in seconds, spent waiting for the required WAL files to be archived before timing out.
+    #[arg(long = "wait-timeout", value_parser = non_negative)]
+    pub wait_timeout: Option<u64>,
+    /// Interval, in seconds, of the heartbeat query kept on the PostgreSQL session (0 disables).
+    #[arg(long = "keepalive-interval", value_parser = non_negative)]
+    pub keepalive_interval: Option<u64>,
+    /// A name which can be used to reference this backup in barman commands.
+    #[arg(long = "name", value_name = "BACKUP_NAME", value_parser = backup_name)]
+    pub name: Option<String>,
+    /// Forces the creation of the backup manifest file for the rsync backup method.
+    #[arg(long = "manifest", overrides_with = "no_manifest")]
+    pub manifest: bool,
+    /// Disables the creation of the backup manifest file for the rsync backup method.
+    #[arg(long = "no-manifest", overrides_with = "manifest")]
+    pub no_manifest: bool,
+    /// Time limit, in seconds, for the check run before the backup.
+    #[arg(long = "check-timeout", value_parser = non_negative)]
+    pub check_timeout: Option<u64>,
+}
+
+/// Barman's `check_backup_name`.
+fn backup_name(v: &str) -> Result<String, String> {
+    if v.is_empty() {
+        return Err("Backup name cannot be empty".into());
+    }
+    if crate::catalog::backups::is_backup_id(v) {
+        return Err(format!("Backup name '{v}' is not allowed: backup ID"));
+    }
+    if [
+        "latest",
+        "last",
+        "oldest",
+        "first",
+        "last-failed",
+        "latest-full",
+        "last-full",
+        "auto",
+    ]
+    .contains(&v)
+    {
+        return Err(format!("Backup name '{v}' is not allowed: reserved word"));
+    }
+    Ok(v.to_string())
+}
+
 /// `switch-wal` options.
 #[derive(Debug, Args)]
 pub struct SwitchWal {
@@ -209,8 +302,8 @@ pub enum Command {
     RebuildXlogdb(Servers),
     #[command(name = "receive-wal", hide = true)]
     ReceiveWal(NotYet),
-    #[command(hide = true)]
-    Backup(NotYet),
+    /// Perform a full backup for the given server (supports 'all').
+    Backup(Box<Backup>),
     /// List available backups for the given server (supports 'all').
     #[command(name = "list-backups", visible_alias = "list-backup")]
     ListBackups {
@@ -269,7 +362,6 @@ impl Command {
     pub fn not_yet(&self) -> Option<&'static str> {
         Some(match self {
             Command::ReceiveWal(_) => "receive-wal",
-            Command::Backup(_) => "backup",
             Command::ShowBackup(_) => "show-backup",
             Command::ListFiles(_) => "list-files",
             Command::Delete(_) => "delete",

@@ -10,12 +10,14 @@
 //! - [`server`]: live status of a server (PostgreSQL, replication, tools);
 //! - [`wal`]: WAL names, content validation, the intake archiver;
 //! - [`pipeline`]: the parallel, bounded, in-order file pipeline;
+//! - [`backup`]: taking base backups (pg_basebackup, the native copy, manifests);
 //! - [`compression`]: Barman's WAL codecs, detection by magic;
 //! - [`durable`]: staged writes, no-replace renames, the crash protocol;
 //! - [`commands`]: one module per subcommand, orchestration only;
 //! - [`output`], [`logging`]: what the user and the log file see.
 
 pub mod app;
+pub mod backup;
 pub mod catalog;
 pub mod cli;
 pub mod commands;

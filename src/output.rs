@@ -21,6 +21,8 @@ pub enum Format {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Writer {
     Console,
+    /// Collects check results, prints nothing (Barman's `CheckStrategy`).
+    Silent,
     Json,
     Nagios,
 }
@@ -65,6 +67,18 @@ impl Output {
             checks: Vec::new(),
             check_active: true,
         }
+    }
+
+    /// An output that prints nothing and keeps check results, for the
+    /// checks a backup runs first.
+    pub fn silent() -> Output {
+        let mut o = Output::new(Format::Console, true, false, false);
+        o.writer = Writer::Silent;
+        o
+    }
+
+    pub fn checks(&self) -> &[CheckResult] {
+        &self.checks
     }
 
     /// `check --nagios` replaces whatever writer was chosen.
@@ -285,7 +299,7 @@ impl Output {
                 }
             }
             Writer::Nagios => self.close_nagios(),
-            Writer::Console => {}
+            Writer::Console | Writer::Silent => {}
         }
         if self.error_occurred {
             self.exit_code

@@ -7,6 +7,7 @@ pub mod backups;
 pub mod lock;
 pub mod pylit;
 pub mod retention;
+pub mod wal_removal;
 pub mod xlogdb;
 
 use std::path::{Path, PathBuf};

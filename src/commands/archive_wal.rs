@@ -3,23 +3,7 @@
 
 use super::{Ctx, Inactive};
 use crate::catalog::lock::{self, LockError, LockNames};
-use crate::output::Output;
-use crate::wal::archiver::{self, Report, ServerIntake};
-
-/// Intake output on the console, as Barman's archiver prints it.
-pub struct Printed<'a>(pub &'a mut Output);
-
-impl Report for Printed<'_> {
-    fn line(&mut self, text: &str) {
-        self.0.info_nolog(text);
-    }
-    fn error(&mut self, text: &str) {
-        self.0.error(text);
-    }
-    fn warning(&mut self, text: &str) {
-        self.0.warning(text);
-    }
-}
+use crate::wal::archiver::{self, drive::Printed, ServerIntake};
 
 pub fn run(ctx: &mut Ctx, name: &str) {
     let Some(cfg) = ctx.server(name, Inactive::Skip) else {

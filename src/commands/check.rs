@@ -60,7 +60,12 @@ fn count_files(dir: &Path) -> usize {
         .unwrap_or(0)
 }
 
-fn check_server(out: &mut Output, cfg: &ServerConfig, lock_dir: &Path, config_file: &Path) {
+pub(crate) fn check_server(
+    out: &mut Output,
+    cfg: &ServerConfig,
+    lock_dir: &Path,
+    config_file: &Path,
+) {
     let cat = ServerCatalog::new(cfg);
     let timeout = cfg.get_int("check_timeout").unwrap_or(30);
     let conn_timeout = Duration::from_secs(if timeout <= 0 {

@@ -3,6 +3,7 @@
 //! comes from what was reported.
 
 mod archive_wal;
+mod backup;
 mod check;
 mod cron;
 mod diagnose;
@@ -180,6 +181,7 @@ pub fn run(ctx: &mut Ctx, command: Command) -> i32 {
         Command::Status(s) => status::run(ctx, &s.server_name),
         Command::Diagnose { show_config_source } => diagnose::run(ctx, show_config_source),
         Command::ArchiveWal { server_name } => archive_wal::run(ctx, &server_name),
+        Command::Backup(args) => backup::run(ctx, *args),
         Command::Keep {
             server_name,
             backup_id,

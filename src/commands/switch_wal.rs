@@ -5,15 +5,13 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::archive_wal::Printed;
 use super::Ctx;
 use crate::catalog::lock::{self, LockNames};
 use crate::catalog::xlogdb;
 use crate::cli::SwitchWal;
 use crate::config::ServerConfig;
 use crate::postgres::client;
-use crate::wal::archiver::{self, Report, ServerIntake};
-use crate::wal::name::WalName;
+use crate::wal::archiver::{self, drive, ServerIntake};
 
 /// What `pg_switch_wal` did.
 enum Switched {
@@ -104,23 +102,15 @@ pub fn run(ctx: &mut Ctx, args: SwitchWal) {
             }
         };
         if args.archive {
-            wait_for_wal(ctx, &cfg, closed, args.archive_timeout);
+            drive::wait_for_wal(
+                &mut ctx.out,
+                &ctx.config.lock_directory,
+                &ctx.config.file,
+                &cfg,
+                closed,
+                args.archive_timeout,
+            );
         }
-    }
-}
-
-/// Logs intake output instead of printing it (Barman's `muted(output)`).
-struct Muted;
-
-impl Report for Muted {
-    fn line(&mut self, text: &str) {
-        log::debug!("{}", text.trim_start());
-    }
-    fn error(&mut self, text: &str) {
-        log::error!("{text}");
-    }
-    fn warning(&mut self, text: &str) {
-        log::warn!("{text}");
     }
 }
 
@@ -145,7 +135,7 @@ pub fn archive_for_check(
                 std::slice::from_ref(&intake),
                 intake.jobs,
                 false,
-                &mut Muted,
+                &mut drive::Muted,
             );
         }
     };
@@ -164,79 +154,6 @@ pub fn archive_for_check(
         }
         if start.elapsed() >= Duration::from_secs(timeout) {
             return false;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// Runs intake until the closed WAL (or, without one, any new WAL) is
-/// archived, or the timeout (0: none) passes.
-pub fn wait_for_wal(ctx: &mut Ctx, cfg: &ServerConfig, wal: Option<String>, timeout: u64) {
-    let lock_dir = ctx.config.lock_directory.clone();
-    let config_file = ctx.config.file.clone();
-    let intake = match ServerIntake::from_config(cfg, &lock_dir, &config_file) {
-        Ok(i) => i.with_system_id(),
-        Err(e) => {
-            ctx.out.error(&e);
-            return;
-        }
-    };
-    let max = if timeout > 0 {
-        format!(" (max: {timeout} seconds)")
-    } else {
-        String::new()
-    };
-    let newest = |i: &ServerIntake| {
-        xlogdb::read_entries(&i.catalog.xlogdb_file())
-            .ok()
-            .and_then(|v| v.into_iter().map(|e| e.name).max())
-    };
-    let before = newest(&intake);
-    match &wal {
-        Some(w) => ctx.out.info(&format!(
-            "Waiting for the WAL file {w} from server '{}'{max}",
-            cfg.name
-        )),
-        None => ctx.out.info(&format!(
-            "Waiting for a WAL file from server '{}' to be archived{max}",
-            cfg.name
-        )),
-    }
-    let start = Instant::now();
-    loop {
-        let path = LockNames { dir: &lock_dir }.archive_wal(&cfg.name);
-        if let Ok(_lock) = lock::acquire(&path, false) {
-            archiver::run(
-                std::slice::from_ref(&intake),
-                intake.jobs,
-                false,
-                &mut Printed(&mut ctx.out),
-            );
-        }
-        let done = match &wal {
-            Some(w) => WalName::parse(w).is_some_and(|n| {
-                intake
-                    .catalog
-                    .wals_directory
-                    .join(n.hash_dir())
-                    .join(w)
-                    .exists()
-            }),
-            None => newest(&intake) != before,
-        };
-        if done {
-            return;
-        }
-        if timeout > 0 && start.elapsed() >= Duration::from_secs(timeout) {
-            match &wal {
-                Some(w) => ctx.out.error(&format!(
-                    "The WAL file {w} has not been received in {timeout} seconds"
-                )),
-                None => ctx.out.info(&format!(
-                    "A WAL file has not been received in {timeout} seconds"
-                )),
-            }
-            return;
         }
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -110,8 +110,80 @@ pub fn next_segment(log: u32, seg: u32, seg_size: u64) -> (u32, u32) {
     }
 }
 
+/// `%X/%X` → u64 (Barman's `parse_lsn`).
+pub fn parse_lsn(text: &str) -> Option<u64> {
+    let (hi, lo) = text.split_once('/')?;
+    Some((u64::from_str_radix(hi, 16).ok()? << 32) + u64::from_str_radix(lo, 16).ok()?)
+}
+
+/// u64 → `%X/%X`.
+pub fn format_lsn(lsn: u64) -> String {
+    format!("{:X}/{:X}", lsn >> 32, lsn & 0xFFFF_FFFF)
+}
+
+/// Barman's `location_to_xlogfile_name_offset`: the segment holding `lsn`
+/// on `tli`, and the offset inside it.
+pub fn segment_of(lsn: u64, tli: u32, seg_size: u64) -> (String, u64) {
+    let log = (lsn >> 32) as u32;
+    let seg = ((lsn & 0xFFFF_FFFF) / seg_size) as u32;
+    (format!("{tli:08X}{log:08X}{seg:08X}"), lsn & (seg_size - 1))
+}
+
+/// The segment before `name` (16 MiB segments assumed only for the wrap,
+/// as Barman's `previous_segment_name` with the default size).
+pub fn previous_segment(name: &str) -> Option<String> {
+    let w = WalName::parse(name)?;
+    let (log, seg) = w.position?;
+    let (log, seg) = if seg == 0 {
+        (log.checked_sub(1)?, (0xFFFF_FFFFu64 / (16 << 20)) as u32)
+    } else {
+        (log, seg - 1)
+    };
+    Some(format!("{:08X}{log:08X}{seg:08X}", w.tli))
+}
+
+/// Every segment name from `begin` to `end` inclusive, on `begin`'s
+/// timeline (Barman's `get_required_wal_segments` walk).
+pub fn segment_range(begin: &str, end: &str, seg_size: u64) -> Vec<String> {
+    let (Some(b), Some(e)) = (WalName::parse(begin), WalName::parse(end)) else {
+        return Vec::new();
+    };
+    let (Some(mut pos), Some(last)) = (b.position, e.position) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    while pos <= last {
+        out.push(format!("{:08X}{:08X}{:08X}", b.tli, pos.0, pos.1));
+        pos = next_segment(pos.0, pos.1, seg_size);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn lsn_helpers_match_barman() {
+        assert_eq!(parse_lsn("0/7000100"), Some(0x7000100));
+        assert_eq!(format_lsn(0x1_0700_0100), "1/7000100");
+        assert_eq!(
+            segment_of(0x7000100, 1, 16 << 20),
+            ("000000010000000000000007".into(), 0x100)
+        );
+        assert_eq!(
+            previous_segment("000000010000000100000000").as_deref(),
+            Some("0000000100000000000000FF")
+        );
+        assert_eq!(
+            segment_range(
+                "0000000100000000000000FE",
+                "000000010000000100000001",
+                16 << 20
+            )
+            .len(),
+            4
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -9,6 +9,7 @@ mod catalog;
 mod config_errors;
 mod golden;
 mod interop;
+mod pg_backup;
 mod pg_check;
 mod pg_wal;
 mod wal_intake;

@@ -21,6 +21,7 @@
 
 mod batch;
 mod committer;
+pub mod drive;
 mod worker;
 
 use std::ops::ControlFlow;

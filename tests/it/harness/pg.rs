@@ -49,11 +49,17 @@ pub fn root_dir() -> PathBuf {
 /// One initdb'd template for every test process (nextest runs each test
 /// in its own process), built once under a file lock and copied per
 /// cluster: `cp -a` takes ~0.07 s where initdb takes ~0.6 s.
-fn template() -> &'static Path {
-    static TEMPLATE: OnceLock<PathBuf> = OnceLock::new();
-    TEMPLATE.get_or_init(|| {
+fn template(checksums: bool) -> &'static Path {
+    static PLAIN: OnceLock<PathBuf> = OnceLock::new();
+    static CHECKSUMS: OnceLock<PathBuf> = OnceLock::new();
+    let cell = if checksums { &CHECKSUMS } else { &PLAIN };
+    cell.get_or_init(|| {
         let root = root_dir();
-        let dir = root.join("template-15");
+        let dir = root.join(if checksums {
+            "template-15-k"
+        } else {
+            "template-15"
+        });
         let data = dir.join("data");
         let _lock = barman::catalog::lock::acquire(&root.join(".template.lock"), true)
             .expect("template lock");
@@ -63,7 +69,11 @@ fn template() -> &'static Path {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         chown_postgres(&dir);
-        let out = pg_cmd("initdb")
+        let mut initdb = pg_cmd("initdb");
+        if checksums {
+            initdb.arg("--data-checksums");
+        }
+        let out = initdb
             .args([
                 "--no-sync",
                 "-A",
@@ -100,13 +110,18 @@ pub struct PgCluster {
 impl PgCluster {
     /// Starts a cluster with `extra` lines appended to postgresql.conf.
     pub fn start(name: &str, extra: &str) -> PgCluster {
+        PgCluster::start_with(name, extra, false)
+    }
+
+    /// As [`PgCluster::start`], optionally with data checksums on.
+    pub fn start_with(name: &str, extra: &str, checksums: bool) -> PgCluster {
         let dir = root_dir().join(format!("{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let data = dir.join("data");
         let st = Command::new("cp")
             .arg("-a")
-            .arg(template())
+            .arg(template(checksums))
             .arg(&data)
             .status()
             .unwrap();
@@ -211,4 +226,10 @@ impl Drop for PgCluster {
             .status();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Runs a PostgreSQL client program (pgbench, pg_verifybackup...) as the
+/// postgres user.
+pub fn pg_program(program: &str) -> Command {
+    pg_cmd(program)
 }

@@ -1,0 +1,656 @@
+//! `backup_method = local-rsync`, done natively: the concurrent backup API
+//! over one SQL session (kept alive), PGDATA and tablespaces walked with
+//! Barman's exclusion rules, every file copied by the pipeline in parallel
+//! with read() (never mmap: a relation truncated under us would SIGBUS),
+//! CRC32C computed and data-page checksums verified on the way, unchanged
+//! files of the previous backup reused (`reuse_backup = link | copy`),
+//! `global/pg_control` last, then `backup_label` and a PostgreSQL
+//! `backup_manifest`.
+//!
+//! The layout is Barman's rsync layout: `data/` (PGDATA with an empty
+//! `pg_tblspc/`), `<oid>/` per tablespace. Files that vanish during the
+//! copy are normal (dropped tables); files that change are fixed by WAL
+//! replay, which is why a page newer than the backup start is not judged.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::ops::ControlFlow;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use super::manifest::{self, FileEntry, Manifest, WalRange};
+use super::page::{self, BLCKSZ, RELSEG_SIZE};
+use super::{exclude, Failure, Job};
+use crate::pipeline::{self, Width};
+use crate::postgres::session::Session;
+use crate::wal::name::parse_lsn;
+
+const CHUNK: usize = 1 << 20;
+
+/// One file to copy.
+#[derive(Debug, Clone)]
+pub struct Task {
+    pub src: PathBuf,
+    pub dest: PathBuf,
+    /// Path in the manifest (relative to data/), None for tablespace files.
+    pub manifest_path: Option<String>,
+    /// First block number of this file when its pages carry checksums.
+    pub first_block: Option<u64>,
+    /// The same file in the previous backup, when reuse is on.
+    pub previous: Option<PathBuf>,
+}
+
+/// What copying one file produced.
+#[derive(Debug, Clone, Default)]
+pub struct Copied {
+    pub size: u64,
+    pub mtime: i64,
+    pub crc: u32,
+    pub reused: bool,
+    pub bad_blocks: Vec<u64>,
+    pub vanished: bool,
+}
+
+/// What the copy rules need from the backup being taken.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    /// Pages newer than this are left to WAL replay.
+    pub start_lsn: u64,
+    /// Reuse (link or copy) files older than this, unchanged in size/mtime.
+    pub horizon: Option<i64>,
+    pub link: bool,
+    /// CRC32C of the previous backup's files, from its manifest.
+    pub previous_crc: HashMap<PathBuf, (u64, i64, u32)>,
+}
+
+fn mtime_of(m: &fs::Metadata) -> i64 {
+    m.mtime()
+}
+
+/// Reads as much as fits in `buf` (short only at end of file).
+fn fill(f: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+fn crc_of(path: &Path, buf: &mut [u8]) -> io::Result<u32> {
+    let mut f = File::open(path)?;
+    let mut crc = 0u32;
+    loop {
+        let n = fill(&mut f, buf)?;
+        if n == 0 {
+            return Ok(crc);
+        }
+        crc = crc32c::crc32c_append(crc, &buf[..n]);
+    }
+}
+
+/// Whether two files hold the same bytes (read side by side).
+fn same_content(a: &Path, b: &Path, buf: &mut [u8]) -> io::Result<bool> {
+    let (mut fa, mut fb) = (File::open(a)?, File::open(b)?);
+    let half = buf.len() / 2;
+    let (ba, bb) = buf.split_at_mut(half);
+    loop {
+        let n = fill(&mut fa, ba)?;
+        let m = fill(&mut fb, bb)?;
+        if n != m || ba[..n] != bb[..m] {
+            return Ok(false);
+        }
+        if n == 0 {
+            return Ok(true);
+        }
+    }
+}
+
+/// Re-reads one block (a torn read under concurrent writes looks corrupt
+/// once and fine the second time, as pgBackRest found).
+fn reread_block(src: &Path, block_in_file: u64) -> io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let f = File::open(src)?;
+    let mut b = vec![0u8; BLCKSZ];
+    let n = f.read_at(&mut b, block_in_file * BLCKSZ as u64)?;
+    b.truncate(n);
+    Ok(b)
+}
+
+/// Copies one file (or reuses the previous backup's copy).
+pub fn copy_one(buf: &mut Vec<u8>, task: &Task, rules: &Rules) -> Result<Copied, String> {
+    if buf.len() < CHUNK {
+        buf.resize(CHUNK, 0);
+    }
+    let ctx = |e: io::Error, p: &Path| format!("{}: {e}", p.display());
+    let mut src = match File::open(&task.src) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Ok(Copied {
+                vanished: true,
+                ..Copied::default()
+            })
+        }
+        Err(e) => return Err(ctx(e, &task.src)),
+    };
+    let meta = src.metadata().map_err(|e| ctx(e, &task.src))?;
+    let mtime = mtime_of(&meta);
+    if let (Some(prev), Some(horizon)) = (&task.previous, rules.horizon) {
+        if let Ok(pm) = fs::metadata(prev) {
+            // Older than the previous backup's start: size and mtime say
+            // it is unchanged (rsync's quick check). Newer: only equal
+            // content does (Barman runs rsync --checksum for those).
+            let same = pm.len() == meta.len()
+                && mtime_of(&pm) == mtime
+                && (mtime < horizon || same_content(&task.src, prev, buf).unwrap_or(false));
+            if same {
+                let crc = match rules.previous_crc.get(prev) {
+                    Some(&(size, m, crc)) if size == pm.len() && m == mtime => crc,
+                    _ => crc_of(prev, buf).map_err(|e| ctx(e, prev))?,
+                };
+                if rules.link {
+                    fs::hard_link(prev, &task.dest).map_err(|e| ctx(e, &task.dest))?;
+                } else {
+                    fs::copy(prev, &task.dest).map_err(|e| ctx(e, &task.dest))?;
+                    let f = File::options()
+                        .write(true)
+                        .open(&task.dest)
+                        .map_err(|e| ctx(e, &task.dest))?;
+                    f.set_modified(
+                        SystemTime::UNIX_EPOCH + Duration::from_secs(mtime.max(0) as u64),
+                    )
+                    .map_err(|e| ctx(e, &task.dest))?;
+                    f.sync_all().map_err(|e| ctx(e, &task.dest))?;
+                }
+                return Ok(Copied {
+                    size: pm.len(),
+                    mtime,
+                    crc,
+                    reused: true,
+                    ..Copied::default()
+                });
+            }
+        }
+    }
+    let mut out = File::options()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode((meta.mode() & 0o7777) | 0o600)
+        .open(&task.dest)
+        .map_err(|e| ctx(e, &task.dest))?;
+    let mut crc = 0u32;
+    let mut size = 0u64;
+    let mut bad = Vec::new();
+    loop {
+        let n = fill(&mut src, buf).map_err(|e| ctx(e, &task.src))?;
+        if n == 0 {
+            break;
+        }
+        let data = &buf[..n];
+        if let Some(first) = task.first_block {
+            for (i, pg) in data.chunks_exact(BLCKSZ).enumerate() {
+                let in_file = size / BLCKSZ as u64 + i as u64;
+                if !page::acceptable(pg, first + in_file, rules.start_lsn) {
+                    let again = reread_block(&task.src, in_file).unwrap_or_default();
+                    if again.len() == BLCKSZ
+                        && !page::acceptable(&again, first + in_file, rules.start_lsn)
+                    {
+                        bad.push(in_file);
+                    }
+                }
+            }
+        }
+        crc = crc32c::crc32c_append(crc, data);
+        out.write_all(data).map_err(|e| ctx(e, &task.dest))?;
+        size += n as u64;
+    }
+    // rsync -t: the copy keeps the source's mtime (reuse judges by it).
+    out.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(mtime.max(0) as u64))
+        .map_err(|e| ctx(e, &task.dest))?;
+    out.sync_all().map_err(|e| ctx(e, &task.dest))?;
+    fs::set_permissions(&task.dest, fs::Permissions::from_mode(meta.mode() & 0o7777))
+        .map_err(|e| ctx(e, &task.dest))?;
+    Ok(Copied {
+        size,
+        mtime,
+        crc,
+        bad_blocks: bad,
+        ..Copied::default()
+    })
+}
+
+/// One tree to copy: a tablespace or PGDATA.
+struct Tree {
+    src: PathBuf,
+    dest: PathBuf,
+    /// Manifest prefix ("" for PGDATA; None: not in the manifest).
+    manifest_prefix: Option<String>,
+    previous: Option<PathBuf>,
+    is_pgdata: bool,
+}
+
+/// Walks `tree`, creating its directories in the destination, and returns
+/// the files to copy (in name order) plus the directories to fsync.
+fn walk(
+    tree: &Tree,
+    major: &str,
+    protected: &[Vec<String>],
+    checksums: bool,
+    dirs: &mut Vec<PathBuf>,
+) -> Result<Vec<Task>, String> {
+    let mut tasks = Vec::new();
+    let mut it = walkdir::WalkDir::new(&tree.src)
+        .follow_links(true)
+        .sort_by_file_name()
+        .into_iter();
+    while let Some(entry) = it.next() {
+        let entry = match entry {
+            Ok(e) => e,
+            // Vanished while walking: nothing to copy.
+            Err(e)
+                if e.io_error()
+                    .is_some_and(|i| i.kind() == io::ErrorKind::NotFound) =>
+            {
+                continue
+            }
+            Err(e) => return Err(e.to_string()),
+        };
+        let rel_path = entry
+            .path()
+            .strip_prefix(&tree.src)
+            .map_err(|e| e.to_string())?
+            .to_path_buf();
+        let rel: Vec<&str> = rel_path
+            .components()
+            .filter_map(|c| c.as_os_str().to_str())
+            .collect();
+        let skip = if tree.is_pgdata {
+            exclude::excluded_pgdata(&rel, protected)
+        } else {
+            !exclude::included_tablespace(&rel, major)
+        };
+        if skip {
+            if entry.file_type().is_dir() {
+                it.skip_current_dir();
+            }
+            continue;
+        }
+        let dest = tree.dest.join(&rel_path);
+        if entry.file_type().is_dir() {
+            let mode = entry.metadata().map(|m| m.mode() & 0o7777).unwrap_or(0o700);
+            fs::create_dir_all(&dest).map_err(|e| format!("{}: {e}", dest.display()))?;
+            fs::set_permissions(&dest, fs::Permissions::from_mode(mode | 0o700))
+                .map_err(|e| format!("{}: {e}", dest.display()))?;
+            dirs.push(dest);
+            continue;
+        }
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let name = rel.last().copied().unwrap_or_default();
+        // Relation files live under base/, global/ or a tablespace's
+        // PG_<major>_* directory.
+        let in_relation_dir = if tree.is_pgdata {
+            matches!(rel.first(), Some(&"base") | Some(&"global"))
+        } else {
+            true
+        };
+        let first_block = (checksums && in_relation_dir)
+            .then(|| page::relation_segment(name))
+            .flatten()
+            .map(|seg| seg * RELSEG_SIZE);
+        tasks.push(Task {
+            src: entry.path().to_path_buf(),
+            dest,
+            manifest_path: tree
+                .manifest_prefix
+                .as_ref()
+                .map(|p| format!("{p}{}", rel.join("/"))),
+            first_block,
+            previous: tree.previous.as_ref().map(|p| p.join(&rel_path)),
+        });
+    }
+    Ok(tasks)
+}
+
+/// What the copy found, for the messages and backup.info.
+#[derive(Debug, Default)]
+pub struct CopyReport {
+    pub files: Vec<FileEntry>,
+    pub bytes: u64,
+    pub reused: u64,
+    pub bad_pages: Vec<(String, u64)>,
+}
+
+/// Copies every task through the pipeline; the first error stops the run.
+fn copy_all(
+    tasks: Vec<Task>,
+    jobs: usize,
+    rules: &Rules,
+    report: &mut CopyReport,
+    progress: &dyn Fn(u64),
+) -> Result<(), String> {
+    let mut failure = None;
+    pipeline::run(
+        Width::new(jobs),
+        tasks,
+        Vec::new,
+        |buf: &mut Vec<u8>, t: &Task| copy_one(buf, t, rules),
+        |batch| {
+            for (task, result) in batch {
+                match result {
+                    Ok(c) if c.vanished => {
+                        log::debug!("{} vanished during the copy", task.src.display());
+                    }
+                    Ok(c) => {
+                        report.bytes += c.size;
+                        if c.reused {
+                            report.reused += 1;
+                        }
+                        progress(c.size);
+                        let shown = task
+                            .manifest_path
+                            .clone()
+                            .unwrap_or_else(|| task.dest.display().to_string());
+                        for b in &c.bad_blocks {
+                            report.bad_pages.push((shown.clone(), *b));
+                        }
+                        if let Some(p) = task.manifest_path {
+                            report.files.push(FileEntry {
+                                path: p,
+                                size: c.size,
+                                mtime: c.mtime,
+                                crc32c: Some(c.crc),
+                            });
+                        }
+                    }
+                    Err(e) => {
+                        failure = Some(e);
+                        return ControlFlow::Break(());
+                    }
+                }
+            }
+            ControlFlow::Continue(())
+        },
+    );
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+fn previous_manifest(data_dir: &Path) -> HashMap<PathBuf, (u64, i64, u32)> {
+    let Ok(bytes) = fs::read(data_dir.join("backup_manifest")) else {
+        return HashMap::new();
+    };
+    let Ok(m) = manifest::parse(&bytes) else {
+        return HashMap::new();
+    };
+    m.files
+        .into_iter()
+        .filter_map(|f| Some((data_dir.join(&f.path), (f.size, f.mtime, f.crc32c?))))
+        .collect()
+}
+
+/// The local-rsync method. Returns true: every file and directory written
+/// is already fsynced.
+pub fn run(job: &mut Job<'_>, action: &mut String) -> Result<bool, Failure> {
+    *action = "starting backup".into();
+    let conninfo = job.cfg.get_str("conninfo").unwrap_or_default().to_string();
+    let mut session =
+        Session::open(&conninfo, Duration::from_secs(30)).map_err(|e| Failure::new(action, e))?;
+    *action = "detecting data directory".into();
+    let meta = session.metadata().map_err(|e| Failure::new(action, e))?;
+    job.record_metadata(&meta);
+    *action = "issuing start backup command".into();
+    let label = format!("Barman backup {} {}", job.cfg.name, job.id);
+    let start = session
+        .backup_start(&label, job.plan.immediate)
+        .map_err(|e| Failure::new(action, e))?;
+    session.start_keepalive(Duration::from_secs(job.plan.keepalive.max(0) as u64));
+    job.record_start(&start);
+
+    // From here on, whatever happens, PostgreSQL is told the backup ended.
+    let copied = copy_phase(job, action, &meta);
+    job.out
+        .info("Asking PostgreSQL server to finalize the backup.");
+    let stop = session.backup_stop();
+    let copied = copied?;
+    *action = "issuing stop of the backup".into();
+    let (loc, label_text) =
+        stop.map_err(|e| Failure::new("issuing stop backup command (native concurrent)", e))?;
+    job.set(
+        "backup_label",
+        Some(crate::config::types::python_repr_str(&label_text)),
+    );
+    job.record_stop(&loc);
+    let _ = session.switch_wal();
+    *action = "writing backup label".into();
+    let data = job.data_dir();
+    let label_path = data.join("backup_label");
+    write_synced(&label_path, label_text.as_bytes(), 0o644).map_err(|e| Failure::new(action, e))?;
+
+    // The manifest, as pg_basebackup would have written it.
+    let mut files = copied.files;
+    let lm = fs::metadata(&label_path).map_err(|e| Failure::new(action, e))?;
+    files.push(FileEntry {
+        path: "backup_label".into(),
+        size: lm.len(),
+        mtime: lm.mtime(),
+        crc32c: Some(crc32c::crc32c(label_text.as_bytes())),
+    });
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    let tli = job.info.get_int("timeline").unwrap_or(1) as u32;
+    let range = WalRange {
+        timeline: tli,
+        start_lsn: job.info.get("begin_xlog").and_then(parse_lsn).unwrap_or(0),
+        end_lsn: job.info.get("end_xlog").and_then(parse_lsn).unwrap_or(0),
+    };
+    let text = manifest::render(&Manifest {
+        files,
+        wal_ranges: vec![range],
+    });
+    write_synced(&data.join("backup_manifest"), text.as_bytes(), 0o644)
+        .map_err(|e| Failure::new("writing the backup manifest", e))?;
+    crate::durable::sync_dir(&data).map_err(|e| Failure::new(action, e))?;
+    session.create_restore_point(&format!("barman_{}", job.id));
+    Ok(true)
+}
+
+fn write_synced(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
+    let mut f = File::create(path)?;
+    f.write_all(data)?;
+    f.set_permissions(fs::Permissions::from_mode(mode))?;
+    f.sync_all()
+}
+
+/// Everything between start and stop: the copy itself.
+fn copy_phase(
+    job: &mut Job<'_>,
+    action: &mut String,
+    meta: &crate::postgres::session::Metadata,
+) -> Result<CopyReport, Failure> {
+    job.save()?;
+    job.print_start();
+    job.purge_before_first();
+    *action = "copying files".into();
+    let mut line = format!("Starting backup copy via local rsync for {}", job.id);
+    if job.plan.jobs > 1 {
+        line.push_str(&format!(" ({} jobs)", job.plan.jobs));
+    }
+    job.out.info(&line);
+    job.mark_copy_start();
+    let analysis = std::time::Instant::now();
+
+    let previous = job.plan.reuse.as_ref().and_then(|_| job.previous());
+    let prev_base = previous
+        .as_ref()
+        .map(|b| job.cat.basebackups_directory.join(&b.id));
+    let horizon = previous
+        .as_ref()
+        .and_then(|b| b.info.get("begin_time"))
+        .and_then(crate::catalog::retention::parse_time)
+        .map(|t| t.as_second());
+    let rules = Rules {
+        start_lsn: job.info.get("begin_xlog").and_then(parse_lsn).unwrap_or(0),
+        horizon,
+        link: job.plan.reuse.as_deref() == Some("link"),
+        previous_crc: prev_base
+            .as_ref()
+            .map(|p| previous_manifest(&p.join("data")))
+            .unwrap_or_default(),
+    };
+    let major = (meta.version / 10000).to_string();
+    let checksums = meta.data_checksums.as_deref() == Some("on");
+    let base = job.base_dir();
+    let data = job.data_dir();
+    let mut dirs = vec![base.clone()];
+    let mut trees = Vec::new();
+    let mut protected: Vec<Vec<String>> = Vec::new();
+    for (_, oid, loc) in &meta.tablespaces {
+        if let Some(inside) = loc.strip_prefix(&format!("{}/", meta.data_directory)) {
+            protected.push(inside.split('/').map(str::to_string).collect());
+        }
+        protected.push(vec!["pg_tblspc".into(), oid.to_string()]);
+        trees.push(Tree {
+            src: PathBuf::from(loc),
+            dest: base.join(oid.to_string()),
+            manifest_prefix: None,
+            previous: prev_base.as_ref().map(|p| p.join(oid.to_string())),
+            is_pgdata: false,
+        });
+    }
+    trees.push(Tree {
+        src: PathBuf::from(&meta.data_directory),
+        dest: data.clone(),
+        manifest_prefix: Some(String::new()),
+        previous: prev_base.as_ref().map(|p| p.join("data")),
+        is_pgdata: true,
+    });
+    let fail = |e: String| Failure::new("copying files", format!("data transfer failure\n{e}"));
+    let mut tasks = Vec::new();
+    for t in &trees {
+        fs::create_dir_all(&t.dest).map_err(|e| fail(format!("{}: {e}", t.dest.display())))?;
+        tasks.extend(walk(t, &major, &protected, checksums, &mut dirs).map_err(fail)?);
+    }
+    // Configuration files outside PGDATA land in data/ by name.
+    for f in [&meta.config_file, &meta.hba_file, &meta.ident_file]
+        .into_iter()
+        .flatten()
+    {
+        if !f.starts_with(&format!("{}/", meta.data_directory)) {
+            let name = Path::new(f)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            tasks.push(Task {
+                src: PathBuf::from(f),
+                dest: data.join(&name),
+                manifest_path: Some(name),
+                first_block: None,
+                previous: None,
+            });
+        }
+    }
+    let analysis_time = analysis.elapsed().as_secs_f64();
+    let total: u64 = tasks
+        .iter()
+        .filter_map(|t| fs::metadata(&t.src).ok())
+        .map(|m| m.len())
+        .sum();
+    let bar = progress_bar(job.options.progress, total);
+    let tick = |n: u64| {
+        if let Some(b) = &bar {
+            b.inc(n);
+        }
+    };
+    let mut report = CopyReport::default();
+    copy_all(tasks, job.plan.jobs, &rules, &mut report, &tick).map_err(fail)?;
+    // pg_control last: it says where replay starts.
+    let control = Task {
+        src: PathBuf::from(&meta.data_directory).join("global/pg_control"),
+        dest: data.join("global/pg_control"),
+        manifest_path: Some("global/pg_control".into()),
+        first_block: None,
+        previous: None,
+    };
+    copy_all(vec![control], 1, &rules, &mut report, &tick).map_err(fail)?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    // An empty pg_tblspc/ as Barman's rsync layout has.
+    let tblspc = data.join("pg_tblspc");
+    if !tblspc.exists() {
+        fs::create_dir_all(&tblspc).map_err(|e| fail(e.to_string()))?;
+        dirs.push(tblspc);
+    }
+    for d in dirs.iter().rev() {
+        crate::durable::sync_dir(d).map_err(|e| fail(format!("{}: {e}", d.display())))?;
+    }
+    if !report.bad_pages.is_empty() {
+        let mut by_file: Vec<(String, Vec<u64>)> = Vec::new();
+        for (f, b) in &report.bad_pages {
+            match by_file.iter_mut().find(|(n, _)| n == f) {
+                Some((_, v)) => v.push(*b),
+                None => by_file.push((f.clone(), vec![*b])),
+            }
+        }
+        for (f, blocks) in &by_file {
+            let list: Vec<String> = blocks.iter().map(u64::to_string).collect();
+            job.out.warning(&format!(
+                "invalid data page checksum in file '{f}', block(s): {}",
+                list.join(", ")
+            ));
+        }
+    }
+    let secs = job.copy_seconds();
+    let stats = [
+        ("copy_time", secs),
+        ("total_time", secs),
+        ("number_of_workers", job.plan.jobs as f64),
+        ("analysis_time", (analysis_time * 1e6).round() / 1e6),
+    ];
+    let mut repr = super::copy_stats_repr(&stats);
+    // number_of_workers is an int in Barman's dict.
+    repr = repr.replace(
+        &format!(
+            "'number_of_workers': {}",
+            crate::output::python_float_repr(job.plan.jobs as f64)
+        ),
+        &format!("'number_of_workers': {}", job.plan.jobs),
+    );
+    if !report.bad_pages.is_empty() {
+        let items: Vec<String> = report
+            .bad_pages
+            .iter()
+            .map(|(f, b)| format!("({}, {b})", crate::config::types::python_repr_str(f)))
+            .collect();
+        repr.pop();
+        repr.push_str(&format!(", 'invalid_pages': [{}]}}", items.join(", ")));
+    }
+    job.set("copy_stats", Some(repr));
+    job.print_copy_done(secs);
+    job.purge_before_first();
+    Ok(report)
+}
+
+fn progress_bar(enabled: bool, total: u64) -> Option<indicatif::ProgressBar> {
+    if !enabled {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bytes}/{total_bytes} [{bar:30}] {bytes_per_sec}, ETA {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    Some(bar)
+}
