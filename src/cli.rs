@@ -220,8 +220,14 @@ pub enum Command {
         #[arg(long)]
         minimal: bool,
     },
-    #[command(name = "show-backup", visible_alias = "show-backups", hide = true)]
-    ShowBackup(NotYet),
+    /// Show detailed information about a particular backup.
+    #[command(name = "show-backup", visible_alias = "show-backups")]
+    ShowBackup {
+        /// Specifies the server name for the command.
+        server_name: String,
+        /// Specifies the backup ID.
+        backup_id: String,
+    },
     #[command(name = "list-files", hide = true)]
     ListFiles(NotYet),
     #[command(hide = true)]
@@ -270,7 +276,6 @@ impl Command {
         Some(match self {
             Command::ReceiveWal(_) => "receive-wal",
             Command::Backup(_) => "backup",
-            Command::ShowBackup(_) => "show-backup",
             Command::ListFiles(_) => "list-files",
             Command::Delete(_) => "delete",
             Command::CheckBackup(_) => "check-backup",

@@ -2,6 +2,7 @@
 //! creating them as Barman does. The formats inside (backup.info, xlog.db)
 //! live in their own modules as they are built.
 
+pub mod backup_ext;
 pub mod backup_info;
 pub mod backups;
 pub mod lock;

@@ -12,6 +12,7 @@ mod list_backups;
 mod list_servers;
 mod put_wal;
 mod rebuild_xlogdb;
+mod show_backup;
 mod show_servers;
 mod status;
 mod switch_wal;
@@ -75,6 +76,22 @@ impl Ctx {
     /// `inactive`: whether an inactive server is an error, is skipped (with
     /// Barman's notice), or is served (get-wal).
     pub fn server(&mut self, name: &str, inactive: Inactive) -> Option<ServerConfig> {
+        self.server_with(name, inactive, true)
+    }
+
+    /// [`Ctx::server`] for commands Barman runs on inactive and disabled
+    /// servers alike (`get_server(..., skip_disabled=False,
+    /// disabled_is_error=False)`: show-backup, list-files).
+    pub fn server_lenient(&mut self, name: &str) -> Option<ServerConfig> {
+        self.server_with(name, Inactive::Serve, false)
+    }
+
+    fn server_with(
+        &mut self,
+        name: &str,
+        inactive: Inactive,
+        disabled_is_error: bool,
+    ) -> Option<ServerConfig> {
         if name == "all" {
             self.out
                 .error("You cannot use 'all' in a single server context");
@@ -99,7 +116,7 @@ impl Ctx {
                 Inactive::Serve => {}
             }
         }
-        if cfg.disabled() {
+        if cfg.disabled() && disabled_is_error {
             // Barman reports only the first reason (it returns inside its loop).
             if let Some(first) = cfg.msg_list.first() {
                 self.out.error(first);
@@ -197,6 +214,10 @@ pub fn run(ctx: &mut Ctx, command: Command) -> i32 {
         Command::ListBackups { servers, minimal } => {
             list_backups::run(ctx, &servers.server_name, minimal)
         }
+        Command::ShowBackup {
+            server_name,
+            backup_id,
+        } => show_backup::run(ctx, &server_name, &backup_id),
         Command::Cron { keep_descriptors } => cron::run(ctx, keep_descriptors),
         Command::RebuildXlogdb(s) => rebuild_xlogdb::run(ctx, &s.server_name),
         Command::GetWal(args) => get_wal::run(ctx, args),
