@@ -141,6 +141,15 @@ fn non_negative(v: &str) -> Result<u64, String> {
     }
 }
 
+/// `list-files --target`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ListFilesTarget {
+    Standalone,
+    Data,
+    Wal,
+    Full,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// List available servers, with useful information.
@@ -228,8 +237,20 @@ pub enum Command {
         /// Specifies the backup ID.
         backup_id: String,
     },
-    #[command(name = "list-files", hide = true)]
-    ListFiles(NotYet),
+    /// List all the files for a particular backup.
+    #[command(name = "list-files")]
+    ListFiles {
+        /// Specifies the server name for the command.
+        server_name: String,
+        /// Specifies the backup ID.
+        backup_id: String,
+        /// Possible values are: data (just the data files), standalone (base backup files, including required WAL files), wal (just WAL files between the beginning of base backup and the following one (if any) or the end of the log) and full (same as data + wal). Defaults to standalone.
+        #[arg(long, value_enum, default_value_t = ListFilesTarget::Standalone)]
+        target: ListFilesTarget,
+        /// Also includes empty directories in the list.
+        #[arg(long = "list-empty-directories")]
+        list_empty_directories: bool,
+    },
     #[command(hide = true)]
     Delete(NotYet),
     /// Tag the specified backup so that it will never be deleted.
@@ -276,7 +297,6 @@ impl Command {
         Some(match self {
             Command::ReceiveWal(_) => "receive-wal",
             Command::Backup(_) => "backup",
-            Command::ListFiles(_) => "list-files",
             Command::Delete(_) => "delete",
             Command::CheckBackup(_) => "check-backup",
             Command::VerifyBackup(_) => "verify-backup",

@@ -9,6 +9,7 @@ mod diagnose;
 mod get_wal;
 mod keep;
 mod list_backups;
+mod list_files;
 mod list_servers;
 mod put_wal;
 mod rebuild_xlogdb;
@@ -218,6 +219,18 @@ pub fn run(ctx: &mut Ctx, command: Command) -> i32 {
             server_name,
             backup_id,
         } => show_backup::run(ctx, &server_name, &backup_id),
+        Command::ListFiles {
+            server_name,
+            backup_id,
+            target,
+            list_empty_directories,
+        } => list_files::run(
+            ctx,
+            &server_name,
+            &backup_id,
+            target.into(),
+            list_empty_directories,
+        ),
         Command::Cron { keep_descriptors } => cron::run(ctx, keep_descriptors),
         Command::RebuildXlogdb(s) => rebuild_xlogdb::run(ctx, &s.server_name),
         Command::GetWal(args) => get_wal::run(ctx, args),

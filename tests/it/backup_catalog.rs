@@ -69,3 +69,107 @@ fn show_backup_of_a_failed_backup() {
         .stdout
         .contains("Next Backup          : - (this is the latest base backup)"));
 }
+
+/// Recreates the files of backup 20261125T031632 Barman listed (empty
+/// files: list-files looks at names only) plus the pg_tblspc link it did
+/// not follow.
+fn recreate_backup_files(env: &crate::harness::TestEnv, listing: &str) {
+    for line in listing.lines() {
+        let path = std::path::PathBuf::from(env.expand(line));
+        if line.contains("/base/") {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, b"").unwrap();
+        }
+    }
+    let base = env.home().join("pg/base/20261125T031632");
+    std::fs::create_dir_all(base.join("data/pg_tblspc")).unwrap();
+    std::os::unix::fs::symlink(base.join("16384"), base.join("data/pg_tblspc/16384")).unwrap();
+}
+
+/// Barman's os.walk order: files sorted within each directory, directories
+/// in the order the filesystem returns them (so only the grouping can be
+/// compared across filesystems), each directory's files together.
+fn assert_walk_order_like(ours: &str, barman: &str) {
+    let mut a: Vec<&str> = ours.lines().collect();
+    let mut b: Vec<&str> = barman.lines().collect();
+    let mut seen: Vec<&str> = Vec::new();
+    let mut last_dir = "";
+    let mut last_name = "";
+    for line in &a {
+        let (dir, name) = line.rsplit_once('/').unwrap();
+        if dir != last_dir {
+            assert!(!seen.contains(&dir), "{dir} listed in two runs");
+            seen.push(dir);
+            last_dir = dir;
+        } else {
+            assert!(name > last_name, "{line} out of order");
+        }
+        last_name = name;
+    }
+    a.sort();
+    b.sort();
+    assert_eq!(a, b);
+}
+
+#[test]
+fn list_files_like_barman() {
+    let (env, fx) = env_with("catalog.after-backups");
+    let want = |slug: &str| std::fs::read_to_string(fx.join(format!("{slug}.out"))).unwrap();
+    recreate_backup_files(&env, &want("list-files_target_data_pg_latest"));
+    // WAL only: no walk, exact.
+    assert_like(
+        &env,
+        &fx,
+        "list-files_target_wal_pg_latest",
+        &["list-files", "--target", "wal", "pg", "latest"],
+    );
+    let run = env.barman(&["list-files", "--target", "data", "pg", "latest"]);
+    assert_eq!((run.code, run.stderr.as_str()), (0, ""));
+    assert_walk_order_like(&run.stdout, &want("list-files_target_data_pg_latest"));
+    // standalone (the default) = data + the WAL begin..end.
+    let run = env.barman(&["list-files", "pg", "latest"]);
+    let barman = want("list-files_pg_latest");
+    let (data, wal) = run
+        .stdout
+        .split_at(run.stdout.rfind("@HOME@/pg/wals/").unwrap());
+    let (bdata, bwal) = barman.split_at(barman.rfind("@HOME@/pg/wals/").unwrap());
+    assert_eq!(wal, bwal);
+    assert_walk_order_like(data, bdata);
+    // full = data + WAL until the next backup + history files.
+    std::fs::write(
+        env.home().join("pg/wals/pg-xlog.db"),
+        std::fs::read_to_string(env.home().join("pg/wals/pg-xlog.db")).unwrap()
+            + "00000002.history\t42\t1795576600.0\tNone\tNone\n",
+    )
+    .unwrap();
+    let run = env.barman(&["list-files", "--target", "full", "pg", "oldest"]);
+    assert!(
+        run.stdout.ends_with(
+            "@HOME@/pg/wals/0000000100000000/000000010000000000000003\n\
+         @HOME@/pg/wals/0000000100000000/000000010000000000000004\n\
+         @HOME@/pg/wals/0000000100000000/000000010000000000000005\n\
+         @HOME@/pg/wals/00000002.history\n"
+        ),
+        "{}",
+        run.stdout
+    );
+    let run = env.barman(&[
+        "list-files",
+        "--list-empty-directories",
+        "--target",
+        "data",
+        "pg",
+        "oldest",
+    ]);
+    assert_eq!(run.stdout, "");
+    std::fs::create_dir_all(env.home().join("pg/base/20261125T031550/data/pg_wal")).unwrap();
+    let run = env.barman(&[
+        "list-files",
+        "--list-empty-directories",
+        "--target",
+        "data",
+        "pg",
+        "oldest",
+    ]);
+    assert_eq!(run.stdout, "@HOME@/pg/base/20261125T031550/data/pg_wal\n");
+}
