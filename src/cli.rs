@@ -251,8 +251,13 @@ pub enum Command {
         #[arg(long = "list-empty-directories")]
         list_empty_directories: bool,
     },
-    #[command(hide = true)]
-    Delete(NotYet),
+    /// Delete a backup.
+    Delete {
+        /// Specifies the server name for the command.
+        server_name: String,
+        /// Specifies the backup ID.
+        backup_id: String,
+    },
     /// Tag the specified backup so that it will never be deleted.
     Keep {
         /// Specifies the server name for the command.
@@ -297,7 +302,6 @@ impl Command {
         Some(match self {
             Command::ReceiveWal(_) => "receive-wal",
             Command::Backup(_) => "backup",
-            Command::Delete(_) => "delete",
             Command::CheckBackup(_) => "check-backup",
             Command::VerifyBackup(_) => "verify-backup",
             Command::GenerateManifest(_) => "generate-manifest",

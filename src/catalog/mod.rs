@@ -5,6 +5,7 @@
 pub mod backup_ext;
 pub mod backup_info;
 pub mod backups;
+pub mod delete;
 pub mod files;
 pub mod lock;
 pub mod pylit;

@@ -1,12 +1,13 @@
 //! `barman cron`: per server (sorted, active, enabled), under its cron lock,
-//! WAL intake. Barman spawns one background `archive-wal` per server; we run
-//! the intake of every server in this process through one shared pipeline,
-//! under the same archive-wal locks, so a busy host drains all its servers
-//! with one bounded pool instead of one interpreter per server. As with
-//! Barman's quiet children, per-file lines go to the log only; refused files
-//! and failures are reported as errors.
+//! WAL intake and retention enforcement (commands/delete.rs). Barman
+//! spawns one background `archive-wal` per server; we run the intake of
+//! every server in this process through one shared pipeline, under the same
+//! archive-wal locks, so a busy host drains all its servers with one bounded
+//! pool instead of one interpreter per server. As with Barman's quiet
+//! children, per-file lines go to the log only; refused files and failures
+//! are reported as errors.
 
-use super::Ctx;
+use super::{delete, Ctx};
 use crate::catalog::lock::{self, Lock, LockError, LockNames};
 use crate::output::Output;
 use crate::wal::archiver::{self, Report, ServerIntake};
@@ -46,7 +47,8 @@ pub fn run(ctx: &mut Ctx, keep_descriptors: bool) {
             servers.push(cfg);
         }
     }
-    let mut held: Vec<(Lock, Lock)> = Vec::new();
+    let mut held: Vec<Lock> = Vec::new();
+    let mut cron_locks: Vec<Lock> = Vec::new();
     let mut intakes = Vec::new();
     for cfg in servers {
         let name = cfg.name.clone();
@@ -63,34 +65,42 @@ pub fn run(ctx: &mut Ctx, keep_descriptors: bool) {
                 continue;
             }
         };
-        let archive_lock = match lock::acquire(&locks.archive_wal(&name), false) {
-            Ok(l) => l,
+        match lock::acquire(&locks.archive_wal(&name), false) {
+            Ok(archive_lock) => {
+                ctx.out
+                    .info_nolog(&format!("Starting WAL archiving for server {name}"));
+                match ServerIntake::from_config(&cfg, &lock_dir, &ctx.config.file) {
+                    Ok(i) => {
+                        intakes.push(i.with_system_id());
+                        held.push(archive_lock);
+                    }
+                    Err(e) => ctx.out.error(&e),
+                }
+            }
             Err(LockError::Busy { .. }) => {
                 ctx.out.info(&format!(
                     "Another archive-wal process is already running on server {name}. Skipping to the next server"
                 ));
-                continue;
             }
-            Err(e) => {
-                ctx.out.error(&e.to_string());
-                continue;
-            }
-        };
-        ctx.out
-            .info_nolog(&format!("Starting WAL archiving for server {name}"));
+            Err(e) => ctx.out.error(&e.to_string()),
+        }
         if cfg.get_bool("streaming_archiver") {
             // Barman would start receive-wal here; say plainly that we do not.
             ctx.out.warning(&format!(
                 "barman-rs does not implement receive-wal yet: the streaming archiver of server {name} is not started"
             ));
         }
-        match ServerIntake::from_config(&cfg, &lock_dir, &ctx.config.file) {
-            Ok(i) => {
-                intakes.push(i.with_system_id());
-                held.push((cron_lock, archive_lock));
-            }
-            Err(e) => ctx.out.error(&e),
-        }
+        // Retention runs whether or not archive-wal could start, under the
+        // cron lock, as Barman's does (it also keeps it in-process).
+        let cat = crate::catalog::ServerCatalog::new(&cfg);
+        let env = delete::Env {
+            cfg: &cfg,
+            cat: &cat,
+            config_file: &ctx.config.file,
+            lock_dir: &lock_dir,
+        };
+        delete::enforce_retention(&mut ctx.out, &env);
+        cron_locks.push(cron_lock);
     }
     let jobs = intakes.iter().map(|i| i.jobs).max().unwrap_or(1);
     // --keep-descriptors only lets Barman's quiet (-q) children print their
@@ -98,6 +108,7 @@ pub fn run(ctx: &mut Ctx, keep_descriptors: bool) {
     let _ = keep_descriptors;
     archiver::run(&intakes, jobs, false, &mut Logged(&mut ctx.out));
     drop(held);
+    drop(cron_locks);
     if ctx.config.lock_directory_cleanup {
         let _ = lock::cleanup(&lock_dir);
     }

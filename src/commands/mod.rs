@@ -5,6 +5,7 @@
 mod archive_wal;
 mod check;
 mod cron;
+mod delete;
 mod diagnose;
 mod get_wal;
 mod keep;
@@ -231,6 +232,10 @@ pub fn run(ctx: &mut Ctx, command: Command) -> i32 {
             target.into(),
             list_empty_directories,
         ),
+        Command::Delete {
+            server_name,
+            backup_id,
+        } => delete::run(ctx, &server_name, &backup_id),
         Command::Cron { keep_descriptors } => cron::run(ctx, keep_descriptors),
         Command::RebuildXlogdb(s) => rebuild_xlogdb::run(ctx, &s.server_name),
         Command::GetWal(args) => get_wal::run(ctx, args),

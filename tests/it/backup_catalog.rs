@@ -173,3 +173,309 @@ fn list_files_like_barman() {
     ]);
     assert_eq!(run.stdout, "@HOME@/pg/base/20261125T031550/data/pg_wal\n");
 }
+
+const OLDEST: &str = "20261125T031550";
+const SECOND: &str = "20261125T031632";
+const THIRD: &str = "20261125T031650";
+
+/// The pg catalog as it was right before Barman's `cron` in the scenario:
+/// three backups (the oldest OBSOLETE under REDUNDANCY 2), their data
+/// directories (a tablespace and data/ each), and every archived WAL file
+/// on disk and in xlog.db. Sizes of the WAL archived after the second
+/// backup are not in the fixtures: these add up to Barman's list-backups
+/// figures (WAL Size 418.0 KiB for the second backup).
+fn env_before_cron() -> (crate::harness::TestEnv, std::path::PathBuf) {
+    let (env, fx) = env_with("catalog.after-backups");
+    let pg = env.home().join("pg");
+    std::fs::copy(
+        fx.join(format!("catalog/pg/meta/{THIRD}-backup.info")),
+        pg.join(format!("meta/{THIRD}-backup.info")),
+    )
+    .unwrap();
+    for id in [OLDEST, SECOND, THIRD] {
+        for dir in ["data/global", "16384/PG_15_202209061/5"] {
+            std::fs::create_dir_all(pg.join("base").join(id).join(dir)).unwrap();
+        }
+        std::fs::write(pg.join("base").join(id).join("data/PG_VERSION"), "15\n").unwrap();
+        std::fs::write(
+            pg.join("base")
+                .join(id)
+                .join("16384/PG_15_202209061/5/16385"),
+            "x",
+        )
+        .unwrap();
+    }
+    let mut xlogdb = std::fs::read_to_string(pg.join("wals/pg-xlog.db")).unwrap();
+    for (name, size, time) in [
+        ("000000010000000000000006", 16400, "1795576610.5"),
+        ("000000010000000000000007", 91000, "1795576620.5"),
+        (
+            "000000010000000000000007.00000028.backup",
+            250,
+            "1795576620.6",
+        ),
+        ("000000010000000000000008", 16500, "1795576630.5"),
+        ("000000010000000000000009", 200000, "1795576640.5"),
+        (
+            "000000010000000000000009.00000028.backup",
+            250,
+            "1795576640.6",
+        ),
+        ("00000001000000000000000A", 16471, "1795576650.5"),
+    ] {
+        xlogdb.push_str(&format!("{name}\t{size}\t{time}\tgzip\tNone\n"));
+    }
+    // The last two lines exactly as Barman left them.
+    xlogdb.push_str(&std::fs::read_to_string(fx.join("catalog/pg/wals/pg-xlog.db")).unwrap());
+    std::fs::write(pg.join("wals/pg-xlog.db"), &xlogdb).unwrap();
+    for line in xlogdb.lines() {
+        let name = line.split('\t').next().unwrap();
+        let dir = pg.join("wals/0000000100000000");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(name), name).unwrap();
+    }
+    (env, fx)
+}
+
+/// Barman's "(start time: <when the deletion started>, elapsed time: ...)"
+/// varies from run to run.
+fn normalize_times(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("(start time: ") {
+        out.push_str(&rest[..i]);
+        let end = rest[i..].find(')').map_or(rest.len(), |j| i + j + 1);
+        out.push_str("(start time: T, elapsed time: E)");
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn assert_like_timed(
+    env: &crate::harness::TestEnv,
+    fx: &std::path::Path,
+    slug: &str,
+    args: &[&str],
+) {
+    let run = env.barman(args);
+    let want = |ext: &str| std::fs::read_to_string(fx.join(format!("{slug}.{ext}"))).unwrap();
+    assert_eq!(
+        normalize_times(&run.stdout),
+        normalize_times(&want("out")),
+        "stdout of {slug}"
+    );
+    assert_eq!(run.stderr, want("err"), "stderr of {slug}");
+    assert_eq!(
+        run.code.to_string(),
+        want("rc").trim(),
+        "exit status of {slug}"
+    );
+}
+
+fn wal_files(env: &crate::harness::TestEnv) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(env.home().join("pg/wals/0000000100000000"))
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// cron applies REDUNDANCY 2 as Barman did: the oldest backup goes with the
+/// WAL only it needed; then `delete pg oldest` removes the second backup
+/// and every WAL file before the last backup's begin_wal, leaving the
+/// catalog exactly as Barman left it.
+#[test]
+fn cron_retention_and_delete_like_barman() {
+    let (env, fx) = env_before_cron();
+    assert_like(&env, &fx, "third__list-backups_pg", &["list-backups", "pg"]);
+    assert_like_timed(&env, &fx, "cron", &["cron"]);
+    let pg = env.home().join("pg");
+    assert!(!pg.join(format!("base/{OLDEST}")).exists());
+    assert!(!pg.join(format!("meta/{OLDEST}-backup.info")).exists());
+    assert!(!pg.join(format!("meta/{OLDEST}-delete_this")).exists());
+    assert_eq!(wal_files(&env)[0], "000000010000000000000005");
+    assert_like(
+        &env,
+        &fx,
+        "after_cron__list-backups_pg",
+        &["list-backups", "pg"],
+    );
+
+    assert_like_timed(&env, &fx, "delete_pg_oldest", &["delete", "pg", "oldest"]);
+    assert_like(
+        &env,
+        &fx,
+        "after_delete__list-backups_pg",
+        &["list-backups", "pg"],
+    );
+    assert_eq!(
+        wal_files(&env),
+        [
+            "00000001000000000000000B",
+            "00000001000000000000000B.00000028.backup"
+        ]
+    );
+    assert_eq!(
+        std::fs::read_to_string(pg.join("wals/pg-xlog.db")).unwrap(),
+        std::fs::read_to_string(fx.join("catalog/pg/wals/pg-xlog.db")).unwrap()
+    );
+    let mut meta: Vec<String> = std::fs::read_dir(pg.join("meta"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    meta.sort();
+    assert_eq!(meta, [format!("{THIRD}-backup.info")]);
+    assert!(!env.home().join(format!(".pg-{SECOND}.lock")).exists());
+
+    // The last backup is the only one: minimum_redundancy 1 refuses.
+    let run = env.barman(&["delete", "pg", "latest"]);
+    let info = barman::catalog::backup_info::BackupInfo::parse(
+        &std::fs::read_to_string(pg.join(format!("meta/{THIRD}-backup.info"))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        run.stderr,
+        format!(
+            "WARNING: Skipping delete of backup {THIRD} for server pg due to minimum redundancy requirements (minimum redundancy = 1, current redundancy = 1)\nERROR: Cannot delete backup (pg {})\n",
+            info.python_repr()
+        )
+    );
+    assert_eq!((run.code, run.stdout.as_str()), (1, ""));
+    assert!(pg.join(format!("base/{THIRD}/data/PG_VERSION")).exists());
+    assert!(!pg.join(format!("meta/{THIRD}-delete_this")).exists());
+}
+
+/// A backup between two others needs its predecessor's WAL to stay (point
+/// in time recovery from the oldest): deleting it removes no WAL. A kept
+/// backup is refused.
+#[test]
+fn delete_keeps_wal_an_older_backup_needs_and_refuses_kept_backups() {
+    let (env, _fx) = env_before_cron();
+    let before = wal_files(&env);
+    let xlogdb = std::fs::read_to_string(env.home().join("pg/wals/pg-xlog.db")).unwrap();
+    let run = env.barman(&["delete", "pg", "second"]);
+    assert_eq!((run.code, run.stderr.as_str()), (0, ""));
+    let out = normalize_times(&run.stdout);
+    assert_eq!(
+        out,
+        format!("Deleting backup {SECOND} for server pg\nDeleted backup {SECOND} (start time: T, elapsed time: E)\n")
+    );
+    assert_eq!(wal_files(&env), before);
+    assert_eq!(
+        std::fs::read_to_string(env.home().join("pg/wals/pg-xlog.db")).unwrap(),
+        xlogdb
+    );
+
+    std::fs::write(env.home().join(format!("pg/meta/{OLDEST}-keep")), "full").unwrap();
+    let run = env.barman(&["delete", "pg", OLDEST]);
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.starts_with(&format!(
+        "WARNING: Skipping delete of backup {OLDEST} for server pg as it has a current keep request. If you really want to delete this backup please remove the keep and try again.\nERROR: Cannot delete backup (pg LocalBackupInfo(backup_label="
+    )), "{}", run.stderr);
+    assert!(env.home().join(format!("pg/base/{OLDEST}/data")).exists());
+}
+
+/// An interrupted deletion (marker written, data gone, metadata still
+/// there) is finished by the next cron, whatever the retention policy says
+/// of the backup; history files are never removed.
+#[test]
+fn cron_finishes_an_interrupted_delete() {
+    let (env, _fx) = env_before_cron();
+    let pg = env.home().join("pg");
+    // Nothing obsolete: the oldest is kept as standalone.
+    std::fs::write(pg.join(format!("meta/{OLDEST}-keep")), "standalone").unwrap();
+    let xlogdb = pg.join("wals/pg-xlog.db");
+    let text = std::fs::read_to_string(&xlogdb).unwrap();
+    std::fs::write(
+        &xlogdb,
+        format!("00000001.history\t40\t1795576500.0\tNone\tNone\n{text}"),
+    )
+    .unwrap();
+    std::fs::write(pg.join("wals/00000001.history"), "x").unwrap();
+    // A crash after the metadata of a deleted backup went.
+    std::fs::write(pg.join("meta/20261125T000000-delete_this"), "delete").unwrap();
+    // A crash in the middle of deleting the second backup.
+    std::fs::write(pg.join(format!("meta/{SECOND}-delete_this")), "delete").unwrap();
+    std::fs::remove_dir_all(pg.join(format!("base/{SECOND}/data"))).unwrap();
+
+    let run = env.barman(&["cron"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let out = normalize_times(&run.stdout);
+    // Only the interrupted one goes, with the WAL up to the next backup
+    // except the standalone backup's own range (retention's rule).
+    assert!(out.starts_with(&format!(
+        "Starting WAL archiving for server pg\nEnforcing retention policy: removing backup {SECOND} for server pg\nDeleting backup {SECOND} for server pg\nDelete associated WAL segments:\n"
+    )), "{out}");
+    assert!(!pg.join(format!("base/{SECOND}")).exists());
+    assert!(!pg.join(format!("meta/{SECOND}-backup.info")).exists());
+    assert!(!pg.join(format!("meta/{SECOND}-delete_this")).exists());
+    assert!(!pg.join("meta/20261125T000000-delete_this").exists());
+    assert!(pg.join(format!("base/{OLDEST}/data")).exists());
+    // The standalone backup's own WAL (003) stays, the history file too;
+    // what only a point-in-time recovery from it would need goes.
+    let files = wal_files(&env);
+    assert!(
+        files.contains(&"000000010000000000000003".to_string()),
+        "{files:?}"
+    );
+    assert!(files.contains(&"000000010000000000000003.00000028.backup".to_string()));
+    assert!(
+        !files.contains(&"000000010000000000000004".to_string()),
+        "{files:?}"
+    );
+    assert!(
+        !files.contains(&"00000001000000000000000A".to_string()),
+        "{files:?}"
+    );
+    assert!(files.contains(&"00000001000000000000000B".to_string()));
+    assert!(pg.join("wals/00000001.history").exists());
+    assert!(std::fs::read_to_string(&xlogdb)
+        .unwrap()
+        .starts_with("00000001.history\t"));
+}
+
+/// delete runs Barman's pre/post delete hooks with the backup's
+/// environment; a pre retry hook returning 63 stops before anything is
+/// deleted (and leaves no marker for cron to act on).
+#[test]
+fn delete_runs_hooks_and_a_stop_request_deletes_nothing() {
+    let (env, _fx) = env_before_cron();
+    let log = env.root().join("hooks.log");
+    let conf = std::fs::read_to_string(env.config_path()).unwrap().replace(
+        "[pg]\n",
+        &format!(
+            "[pg]\npre_delete_script = echo \"$BARMAN_PHASE $BARMAN_HOOK $BARMAN_BACKUP_ID $BARMAN_PREVIOUS_ID $BARMAN_NEXT_ID $BARMAN_STATUS\" >> {0}\n\
+             post_delete_retry_script = echo \"$BARMAN_PHASE $BARMAN_HOOK $BARMAN_RETRY\" >> {0}\n",
+            log.display()
+        ),
+    );
+    std::fs::write(env.config_path(), conf).unwrap();
+    let run = env.barman(&["delete", "pg", SECOND]);
+    assert_eq!((run.code, run.stderr.as_str()), (0, ""));
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        format!("pre delete_script {SECOND} {OLDEST} {THIRD} DONE\npost delete_retry_script 1\n")
+    );
+
+    let conf = std::fs::read_to_string(env.config_path())
+        .unwrap()
+        .replace("[pg]\n", "[pg]\npre_delete_retry_script = exit 63\n");
+    std::fs::write(env.config_path(), conf).unwrap();
+    let run = env.barman(&["delete", "pg", THIRD]);
+    assert_eq!(run.code, 1);
+    assert_eq!(
+        run.stderr,
+        "EXCEPTION: Abort 'pre_delete_retry_script' retry hook script (exit 63, exit code: 63)\nSee log file for more details.\n"
+    );
+    assert!(env.home().join(format!("pg/base/{THIRD}/data")).exists());
+    assert!(!env
+        .home()
+        .join(format!("pg/meta/{THIRD}-delete_this"))
+        .exists());
+}
