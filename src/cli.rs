@@ -274,8 +274,14 @@ pub enum Command {
         #[arg(long, value_parser = ["full", "standalone"])]
         target: Option<String>,
     },
-    #[command(name = "check-backup", hide = true)]
-    CheckBackup(NotYet),
+    /// Make sure that all the required WAL files to check the consistency of a physical backup (that is, from the beginning to the end of the full backup) are correctly archived.
+    #[command(name = "check-backup")]
+    CheckBackup {
+        /// Specifies the server name for the command.
+        server_name: String,
+        /// Specifies the backup ID.
+        backup_id: String,
+    },
     #[command(name = "verify-backup", visible_alias = "verify", hide = true)]
     VerifyBackup(NotYet),
     #[command(name = "generate-manifest", hide = true)]
@@ -302,7 +308,6 @@ impl Command {
         Some(match self {
             Command::ReceiveWal(_) => "receive-wal",
             Command::Backup(_) => "backup",
-            Command::CheckBackup(_) => "check-backup",
             Command::VerifyBackup(_) => "verify-backup",
             Command::GenerateManifest(_) => "generate-manifest",
             Command::Restore(_) => "restore",

@@ -10,6 +10,7 @@ pub mod files;
 pub mod lock;
 pub mod pylit;
 pub mod retention;
+pub mod wal_check;
 pub mod xlogdb;
 
 use std::path::{Path, PathBuf};

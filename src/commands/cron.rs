@@ -7,7 +7,7 @@
 //! children, per-file lines go to the log only; refused files and failures
 //! are reported as errors.
 
-use super::{delete, Ctx};
+use super::{check_backup, delete, Ctx};
 use crate::catalog::lock::{self, Lock, LockError, LockNames};
 use crate::output::Output;
 use crate::wal::archiver::{self, Report, ServerIntake};
@@ -49,6 +49,7 @@ pub fn run(ctx: &mut Ctx, keep_descriptors: bool) {
     }
     let mut held: Vec<Lock> = Vec::new();
     let mut cron_locks: Vec<Lock> = Vec::new();
+    let mut checks = Vec::new();
     let mut intakes = Vec::new();
     for cfg in servers {
         let name = cfg.name.clone();
@@ -90,9 +91,18 @@ pub fn run(ctx: &mut Ctx, keep_descriptors: bool) {
                 "barman-rs does not implement receive-wal yet: the streaming archiver of server {name} is not started"
             ));
         }
+        let cat = crate::catalog::ServerCatalog::new(&cfg);
+        // Barman announces the check and runs it in a child, concurrently
+        // with archiving; we run it once this run's WAL is archived.
+        if let Some(b) = check_backup::cron_candidate(&cat, &lock_dir) {
+            ctx.out.info_nolog(&format!(
+                "Starting check-backup for backup {} of server {name}",
+                b.id
+            ));
+            checks.push((cat.clone(), b));
+        }
         // Retention runs whether or not archive-wal could start, under the
         // cron lock, as Barman's does (it also keeps it in-process).
-        let cat = crate::catalog::ServerCatalog::new(&cfg);
         let env = delete::Env {
             cfg: &cfg,
             cat: &cat,
@@ -108,6 +118,12 @@ pub fn run(ctx: &mut Ctx, keep_descriptors: bool) {
     let _ = keep_descriptors;
     archiver::run(&intakes, jobs, false, &mut Logged(&mut ctx.out));
     drop(held);
+    for (cat, b) in checks {
+        // Barman's child runs with its output discarded (logged only): a
+        // JSON writer that is never closed prints nothing.
+        let mut quiet = Output::new(crate::output::Format::Json, true, false, false);
+        check_backup::check(&mut quiet, &cat, &lock_dir, &b);
+    }
     drop(cron_locks);
     if ctx.config.lock_directory_cleanup {
         let _ = lock::cleanup(&lock_dir);

@@ -4,6 +4,7 @@
 
 mod archive_wal;
 mod check;
+mod check_backup;
 mod cron;
 mod delete;
 mod diagnose;
@@ -236,6 +237,10 @@ pub fn run(ctx: &mut Ctx, command: Command) -> i32 {
             server_name,
             backup_id,
         } => delete::run(ctx, &server_name, &backup_id),
+        Command::CheckBackup {
+            server_name,
+            backup_id,
+        } => check_backup::run(ctx, &server_name, &backup_id),
         Command::Cron { keep_descriptors } => cron::run(ctx, keep_descriptors),
         Command::RebuildXlogdb(s) => rebuild_xlogdb::run(ctx, &s.server_name),
         Command::GetWal(args) => get_wal::run(ctx, args),

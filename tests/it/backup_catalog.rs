@@ -479,3 +479,84 @@ fn delete_runs_hooks_and_a_stop_request_deletes_nothing() {
         .join(format!("pg/meta/{THIRD}-delete_this"))
         .exists());
 }
+
+fn set_status(env: &crate::harness::TestEnv, id: &str, status: &str) -> String {
+    let path = env.home().join(format!("pg/meta/{id}-backup.info"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        text.replace("status=DONE\n", &format!("status={status}\n")),
+    )
+    .unwrap();
+    text
+}
+
+/// check-backup: DONE once begin..end are archived, still waiting while the
+/// archive has not reached begin_wal, FAILED (Barman's message, exit 1)
+/// when a needed file is missing but a later one exists; a FAILED backup
+/// is not checked again.
+#[test]
+fn check_backup_like_barman() {
+    let (env, fx) = env_before_cron();
+    assert_like(
+        &env,
+        &fx,
+        "check-backup_pg_latest",
+        &["check-backup", "pg", "latest"],
+    );
+    let meta = |id: &str| {
+        std::fs::read_to_string(env.home().join(format!("pg/meta/{id}-backup.info"))).unwrap()
+    };
+    let original = set_status(&env, THIRD, "WAITING_FOR_WALS");
+    let run = env.barman(&["check-backup", "pg", THIRD]);
+    assert_eq!(
+        (run.code, run.stdout.as_str(), run.stderr.as_str()),
+        (0, "", "")
+    );
+    assert_eq!(meta(THIRD), original, "DONE, the file as Barman wrote it");
+
+    set_status(&env, THIRD, "WAITING_FOR_WALS");
+    let wals = env.home().join("pg/wals/0000000100000000");
+    std::fs::remove_file(wals.join("00000001000000000000000B")).unwrap();
+    let run = env.barman(&["check-backup", "pg", THIRD]);
+    assert_eq!((run.code, run.stderr.as_str()), (0, ""));
+    assert!(meta(THIRD).contains("\nstatus=WAITING_FOR_WALS\n"));
+
+    set_status(&env, SECOND, "WAITING_FOR_WALS");
+    std::fs::remove_file(wals.join("000000010000000000000005")).unwrap();
+    let run = env.barman(&["check-backup", "pg", SECOND]);
+    assert_eq!(
+        (run.code, run.stderr.as_str()),
+        (1, "ERROR: This backup has been marked as FAILED due to the following reason: At least one WAL file is missing. The first missing WAL file is 000000010000000000000005\n")
+    );
+    let text = meta(SECOND);
+    assert!(text.contains("\nstatus=FAILED\n"), "{text}");
+    assert!(text.contains("\nerror=At least one WAL file is missing. The first missing WAL file is 000000010000000000000005\n"));
+    let run = env.barman(&["check-backup", "pg", SECOND]);
+    assert_eq!(
+        (run.code, run.stderr.as_str()),
+        (
+            1,
+            "ERROR: The validity of a failed backup cannot be checked\n"
+        )
+    );
+}
+
+/// cron announces the check of the oldest WAITING_FOR_WALS backup (as
+/// Barman does before spawning check-backup) and promotes it once its WAL
+/// is archived; retention does not count it yet.
+#[test]
+fn cron_checks_the_oldest_waiting_backup() {
+    let (env, _fx) = env_before_cron();
+    set_status(&env, THIRD, "WAITING_FOR_WALS");
+    let run = env.barman(&["cron"]);
+    assert_eq!(
+        run.stdout,
+        format!("Starting WAL archiving for server pg\nStarting check-backup for backup {THIRD} of server pg\nStarting WAL archiving for server pgr\n")
+    );
+    assert_eq!(run.code, 0);
+    let text =
+        std::fs::read_to_string(env.home().join(format!("pg/meta/{THIRD}-backup.info"))).unwrap();
+    assert!(text.contains("\nstatus=DONE\n"));
+    assert!(env.home().join(format!("pg/base/{OLDEST}")).exists());
+}
