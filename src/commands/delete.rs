@@ -375,7 +375,18 @@ fn remove_wal(
 ) -> Result<Vec<String>, WalError> {
     let mut db =
         XlogDb::lock(env.cat, env.lock_dir).map_err(|e| WalError::Failed(e.to_string()))?;
-    let entries = db.entries().map_err(|e| WalError::Failed(e.to_string()))?;
+    let entries = if db.path().exists() {
+        db.entries().map_err(|e| WalError::Failed(e.to_string()))?
+    } else {
+        // Barman rebuilds a missing xlog.db from wals/ on access; an empty
+        // one written here would hide every archived file from it.
+        let custom = crate::wal::archiver::custom_filters(env.cfg).map_err(WalError::Failed)?;
+        let unidentified = (env.cfg.get_str("compression") == Some("custom")
+            && custom.magic.is_none())
+        .then_some("custom");
+        crate::catalog::xlogdb::scan_archive(&env.cat.wals_directory, &custom, unidentified)
+            .map_err(|e| WalError::Failed(format!("{}: {e}", env.cat.wals_directory.display())))?
+    };
     let sel = del::select_wal(
         entries.clone(),
         until.and_then(|u| u.info.get("begin_wal")),

@@ -560,3 +560,25 @@ fn cron_checks_the_oldest_waiting_backup() {
     assert!(text.contains("\nstatus=DONE\n"));
     assert!(env.home().join(format!("pg/base/{OLDEST}")).exists());
 }
+
+/// Without xlog.db, delete rebuilds it from wals/ (as Barman does on any
+/// access) instead of forgetting every archived file.
+#[test]
+fn delete_rebuilds_a_missing_xlogdb() {
+    let (env, _fx) = env_before_cron();
+    let xlogdb = env.home().join("pg/wals/pg-xlog.db");
+    std::fs::remove_file(&xlogdb).unwrap();
+    let run = env.barman(&["delete", "pg", "oldest"]);
+    assert_eq!((run.code, run.stderr.as_str()), (0, ""));
+    assert!(run.stdout.contains(
+        "Delete associated WAL segments:\n\t000000010000000000000003\n\t000000010000000000000003.00000028.backup\n\t000000010000000000000004\nDeleted backup"
+    ), "{}", run.stdout);
+    let text = std::fs::read_to_string(&xlogdb).unwrap();
+    let names: Vec<&str> = text
+        .lines()
+        .map(|l| l.split('\t').next().unwrap())
+        .collect();
+    assert_eq!(names.len(), 11);
+    assert_eq!(names[0], "000000010000000000000005");
+    assert_eq!(wal_files(&env)[0], "000000010000000000000005");
+}
