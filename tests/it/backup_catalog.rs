@@ -582,3 +582,34 @@ fn delete_rebuilds_a_missing_xlogdb() {
     assert_eq!(names[0], "000000010000000000000005");
     assert_eq!(wal_files(&env)[0], "000000010000000000000005");
 }
+
+/// A timeline forked after a backup ended shows as reachable from it (not
+/// from backups that ended after the fork), with Barman's warning.
+#[test]
+fn show_backup_reports_reachable_timelines() {
+    let (env, _fx) = env_with("catalog.after-backups");
+    std::fs::write(
+        env.home().join("pg/wals/00000002.history"),
+        "1\t0/5000000\tbefore 2026-11-25 03:16:00+00\n",
+    )
+    .unwrap();
+    let run = env.barman(&["show-backup", "pg", "oldest"]);
+    assert!(
+        run.stdout.contains(
+            "    Last available       : 000000010000000000000005\n    Reachable timelines  : 2\n\n"
+        ),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.ends_with(
+        "    Next Backup          : 20261125T031632\n\nWARNING: WAL information is inaccurate due to multiple timelines interacting with this backup\n"
+    ), "{}", run.stdout);
+    let run = env.barman(&["-f", "json", "show-backup", "pg", "oldest"]);
+    assert!(
+        run.stdout.contains(r#""timelines": ["2"]"#),
+        "{}",
+        run.stdout
+    );
+    let run = env.barman(&["show-backup", "pg", "latest"]);
+    assert!(!run.stdout.contains("Reachable"), "{}", run.stdout);
+}
