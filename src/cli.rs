@@ -234,6 +234,15 @@ fn non_negative(v: &str) -> Result<u64, String> {
     }
 }
 
+/// `list-files --target`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ListFilesTarget {
+    Standalone,
+    Data,
+    Wal,
+    Full,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// List available servers, with useful information.
@@ -313,12 +322,35 @@ pub enum Command {
         #[arg(long)]
         minimal: bool,
     },
-    #[command(name = "show-backup", visible_alias = "show-backups", hide = true)]
-    ShowBackup(NotYet),
-    #[command(name = "list-files", hide = true)]
-    ListFiles(NotYet),
-    #[command(hide = true)]
-    Delete(NotYet),
+    /// Show detailed information about a particular backup.
+    #[command(name = "show-backup", visible_alias = "show-backups")]
+    ShowBackup {
+        /// Specifies the server name for the command.
+        server_name: String,
+        /// Specifies the backup ID.
+        backup_id: String,
+    },
+    /// List all the files for a particular backup.
+    #[command(name = "list-files")]
+    ListFiles {
+        /// Specifies the server name for the command.
+        server_name: String,
+        /// Specifies the backup ID.
+        backup_id: String,
+        /// Possible values are: data (just the data files), standalone (base backup files, including required WAL files), wal (just WAL files between the beginning of base backup and the following one (if any) or the end of the log) and full (same as data + wal). Defaults to standalone.
+        #[arg(long, value_enum, default_value_t = ListFilesTarget::Standalone)]
+        target: ListFilesTarget,
+        /// Also includes empty directories in the list.
+        #[arg(long = "list-empty-directories")]
+        list_empty_directories: bool,
+    },
+    /// Delete a backup.
+    Delete {
+        /// Specifies the server name for the command.
+        server_name: String,
+        /// Specifies the backup ID.
+        backup_id: String,
+    },
     /// Tag the specified backup so that it will never be deleted.
     Keep {
         /// Specifies the server name for the command.
@@ -335,8 +367,14 @@ pub enum Command {
         #[arg(long, value_parser = ["full", "standalone"])]
         target: Option<String>,
     },
-    #[command(name = "check-backup", hide = true)]
-    CheckBackup(NotYet),
+    /// Make sure that all the required WAL files to check the consistency of a physical backup (that is, from the beginning to the end of the full backup) are correctly archived.
+    #[command(name = "check-backup")]
+    CheckBackup {
+        /// Specifies the server name for the command.
+        server_name: String,
+        /// Specifies the backup ID.
+        backup_id: String,
+    },
     #[command(name = "verify-backup", visible_alias = "verify", hide = true)]
     VerifyBackup(NotYet),
     #[command(name = "generate-manifest", hide = true)]
@@ -362,10 +400,6 @@ impl Command {
     pub fn not_yet(&self) -> Option<&'static str> {
         Some(match self {
             Command::ReceiveWal(_) => "receive-wal",
-            Command::ShowBackup(_) => "show-backup",
-            Command::ListFiles(_) => "list-files",
-            Command::Delete(_) => "delete",
-            Command::CheckBackup(_) => "check-backup",
             Command::VerifyBackup(_) => "verify-backup",
             Command::GenerateManifest(_) => "generate-manifest",
             Command::Restore(_) => "restore",

@@ -6,6 +6,8 @@
 
 use sha2::{Digest, Sha256};
 
+use crate::wal::name::parse_lsn;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileEntry {
     /// Relative to the data directory, `/`-separated.
@@ -121,10 +123,6 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
         .step_by(2)
         .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
         .collect()
-}
-
-fn parse_lsn(s: &str) -> Option<u64> {
-    crate::wal::name::parse_lsn(s)
 }
 
 /// Parses a manifest, verifying its own checksum.

@@ -20,6 +20,7 @@ pub mod pg_basebackup;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::catalog::backup_ext::neighbours;
 use crate::catalog::backup_info::BackupInfo;
 use crate::catalog::backups::{self, Backup};
 use crate::catalog::pylit::PyValue;
@@ -161,9 +162,12 @@ impl Job<'_> {
 
     /// Writes backup.info durably (staged file, fsync, rename, dir fsync).
     pub fn save(&self) -> Result<(), Failure> {
-        let path = self.info_path();
-        crate::durable::write_replace(&path, self.info.render().as_bytes(), 0o644)
-            .map_err(|e| Failure::new("saving backup metadata", format!("{}: {e}", path.display())))
+        backups::save_info(&self.cat, &self.id, &self.info).map_err(|e| {
+            Failure::new(
+                "saving backup metadata",
+                format!("{}: {e}", self.info_path().display()),
+            )
+        })
     }
 
     pub fn set(&mut self, key: &'static str, value: Option<String>) {
@@ -298,10 +302,10 @@ impl Job<'_> {
         self.out.info(&line);
     }
 
-    /// The previous DONE backup (Barman's `get_previous_backup`).
+    /// The previous backup (Barman's `get_previous_backup`).
     pub fn previous(&self) -> Option<Backup> {
         let list = backups::load(&self.cat).ok()?;
-        previous_done(&list, &self.id).cloned()
+        neighbours(&list, &self.id).0.cloned()
     }
 
     /// Barman's `_purge_unused_wal_files`: before the first backup, WAL the
@@ -322,11 +326,19 @@ impl Job<'_> {
                 .info("'worm_mode' is enabled, skip purging of unused WAL files.");
             return;
         }
-        let removed = match wal_removal::remove_before(&self.cat, self.host.lock_dir, Some(&begin))
-        {
+        let removed = match wal_removal::remove_wal(
+            self.out,
+            self.cfg,
+            &self.cat,
+            self.host.lock_dir,
+            self.host.config_file,
+            Some(&begin),
+            &Default::default(),
+            &[],
+        ) {
             Ok(r) => r,
             Err(e) => {
-                self.out.error(&e);
+                self.out.error(&e.to_string());
                 return;
             }
         };
@@ -345,7 +357,7 @@ impl Job<'_> {
     /// Barman's `backup_fsync_and_set_sizes`: every file and directory under
     /// `base/<ID>` fsynced, `size` and `deduplicated_size` set.
     pub fn fsync_and_set_sizes(&mut self, already_synced: bool) -> Result<(), Failure> {
-        let (size, dedup) = tree_sizes(&self.base_dir(), !already_synced)
+        let (size, dedup) = crate::catalog::delete::backup_sizes(&self.base_dir(), !already_synced)
             .map_err(|e| Failure::new("calculating backup size", e))?;
         self.set("size", Some(size.to_string()));
         self.set("deduplicated_size", Some(dedup.to_string()));
@@ -371,11 +383,8 @@ impl Job<'_> {
 
     fn hook_env(&self) -> Vec<(&'static str, String)> {
         let list = backups::load(&self.cat).unwrap_or_default();
-        let prev = previous_done(&list, &self.id).map(|b| b.id.clone());
-        let next = list
-            .iter()
-            .find(|b| b.id > self.id && b.info.status() == "DONE")
-            .map(|b| b.id.clone());
+        let (prev, next) = neighbours(&list, &self.id);
+        let (prev, next) = (prev.map(|b| b.id.clone()), next.map(|b| b.id.clone()));
         vec![
             ("BARMAN_BACKUP_DIR", self.base_dir().display().to_string()),
             (
@@ -402,41 +411,6 @@ impl Job<'_> {
         let env: Vec<(&str, String)> = env.into_iter().collect();
         hooks.run(phase, "backup", &env, self.info.get("error"))
     }
-}
-
-/// The newest DONE backup older than `id` (Barman's `get_previous_backup`
-/// walks DONE backups only).
-pub fn previous_done<'a>(list: &'a [Backup], id: &str) -> Option<&'a Backup> {
-    list.iter()
-        .rev()
-        .find(|b| b.id.as_str() < id && b.info.status() == "DONE")
-}
-
-/// Bytes under `dir` and bytes of files with one link, fsyncing files and
-/// directories when asked (Barman's `_set_backup_sizes`).
-pub fn tree_sizes(dir: &Path, fsync: bool) -> std::io::Result<(u64, u64)> {
-    use std::os::unix::fs::MetadataExt;
-    let (mut size, mut dedup) = (0u64, 0u64);
-    for entry in walkdir::WalkDir::new(dir) {
-        let entry = entry.map_err(std::io::Error::other)?;
-        let path = entry.path();
-        if entry.file_type().is_dir() {
-            if fsync {
-                crate::durable::sync_dir(path)?;
-            }
-            continue;
-        }
-        // os.walk lists symlinks among files; stat follows them.
-        let meta = std::fs::metadata(path)?;
-        if fsync && meta.is_file() {
-            std::fs::File::open(path)?.sync_all()?;
-        }
-        size += meta.len();
-        if meta.nlink() == 1 {
-            dedup += meta.len();
-        }
-    }
-    Ok((size, dedup))
 }
 
 /// Python's `str()` of a naive local datetime.
@@ -590,7 +564,7 @@ pub fn take(
 /// every segment from begin_wal to end_wal is archived, FAILED when one is
 /// missing but a later one is there.
 pub fn check_backup(job: &mut Job<'_>) {
-    if let Some(msg) = crate::catalog::wal_removal::check_backup_wals(&job.cat, &mut job.info) {
+    if let Some(msg) = crate::catalog::wal_check::apply(&job.cat.wals_directory, &mut job.info) {
         job.out.error(&msg);
     }
     if let Err(e) = job.save() {

@@ -122,6 +122,96 @@ impl BackupInfo {
     pub fn status(&self) -> &str {
         self.get("status").unwrap_or("EMPTY")
     }
+
+    /// Python's `repr()` of the `LocalBackupInfo` Barman loads from this
+    /// file (its `ERROR: Cannot delete backup (<server> <repr>)`): every
+    /// field sorted, ints and datetimes as Python shows them, the others as
+    /// quoted strings (repr-encoded fields as the text of their repr).
+    pub fn python_repr(&self) -> String {
+        use super::pylit::repr_str;
+        const INTS: &[&str] = &[
+            "begin_offset",
+            "cluster_size",
+            "deduplicated_size",
+            "end_offset",
+            "size",
+            "timeline",
+            "version",
+            "xlog_segment_size",
+        ];
+        let mut parts = Vec::new();
+        for key in FIELDS {
+            let value = match *key {
+                "status" => Some(self.status()),
+                "xlog_segment_size" => Some(self.get(key).unwrap_or("16777216")),
+                _ => self.get(key),
+            };
+            let shown = match value {
+                None if HIDDEN_IF_NONE.contains(key) => continue,
+                None => "None".to_string(),
+                Some(v) if INTS.contains(key) && v.parse::<i64>().is_ok() => v.to_string(),
+                Some(v) if matches!(*key, "begin_time" | "end_time") => {
+                    datetime_repr(v).unwrap_or_else(|| repr_str(v))
+                }
+                Some(v) => repr_str(v),
+            };
+            parts.push(format!("{key}={shown}"));
+        }
+        format!("LocalBackupInfo({})", parts.join(", "))
+    }
+}
+
+/// `repr()` of the datetime dateutil parses from `text`:
+/// `datetime.datetime(2026, 11, 25, 3, 15, 50, 319146, tzinfo=tzutc())`
+/// (zero seconds/microseconds omitted as Python omits them; offset 0 is
+/// `tzutc()`, others `tzoffset(None, <s>)`, naive ones `tzlocal()`).
+fn datetime_repr(text: &str) -> Option<String> {
+    let t = text.trim();
+    let civil: jiff::civil::DateTime = t.get(..19)?.replacen(' ', "T", 1).parse().ok()?;
+    let mut rest = &t[19..];
+    let mut micro = 0;
+    if let Some(r) = rest.strip_prefix('.') {
+        let digits: String = r.chars().take_while(char::is_ascii_digit).collect();
+        rest = &r[digits.len()..];
+        micro = format!("{digits:0<6}").get(..6)?.parse::<i64>().ok()?;
+    }
+    let tz = if rest.is_empty() {
+        "tzlocal()".to_string()
+    } else if rest == "Z" {
+        "tzutc()".to_string()
+    } else {
+        let sign = match rest.as_bytes()[0] {
+            b'+' => 1,
+            b'-' => -1,
+            _ => return None,
+        };
+        let (h, m) = rest[1..]
+            .split_once(':')
+            .unwrap_or((&rest[1..3.min(rest.len())], "00"));
+        let secs = sign * (h.parse::<i64>().ok()? * 3600 + m.parse::<i64>().ok()? * 60);
+        if secs == 0 {
+            "tzutc()".to_string()
+        } else {
+            format!("tzoffset(None, {secs})")
+        }
+    };
+    let mut fields = vec![
+        civil.year().to_string(),
+        civil.month().to_string(),
+        civil.day().to_string(),
+        civil.hour().to_string(),
+        civil.minute().to_string(),
+    ];
+    if micro != 0 {
+        fields.push(civil.second().to_string());
+        fields.push(micro.to_string());
+    } else if civil.second() != 0 {
+        fields.push(civil.second().to_string());
+    }
+    Some(format!(
+        "datetime.datetime({}, tzinfo={tz})",
+        fields.join(", ")
+    ))
 }
 
 #[cfg(test)]
@@ -172,6 +262,32 @@ xlog_segment_size=16777216
         assert_eq!(info.get_int("timeline"), Some(1));
         let tbs = crate::catalog::pylit::parse(info.get("tablespaces").unwrap()).unwrap();
         assert_eq!(tbs.repr(), "[('tbs1', 16394, '/srv/tbs1')]");
+    }
+
+    #[test]
+    fn python_repr_like_barmans_error_message() {
+        let info = BackupInfo::parse(BARMAN).unwrap();
+        let r = info.python_repr();
+        assert!(r.starts_with("LocalBackupInfo(backup_label=\"'START WAL LOCATION: 0/18000028 (file 000000010000000000000018)\\\\nCHECKPOINT"), "{r}");
+        assert!(r.contains(", begin_offset=40, begin_time=datetime.datetime(2026, 11, 24, 22, 11, 18, 844158, tzinfo=tzutc()), begin_wal='000000010000000000000018', "), "{r}");
+        assert!(
+            r.contains(", children_backup_ids=None, cluster_size=37157421, "),
+            "{r}"
+        );
+        assert!(
+            r.contains(", copy_stats=\"{'copy_time': 2.149341, 'total_time': 2.149341}\", "),
+            "{r}"
+        );
+        assert!(r.contains(", tablespaces=\"[('tbs1', 16394, '/srv/tbs1')]\", timeline=1, version=150018, xlog_segment_size=16777216)"), "{r}");
+        assert!(!r.contains("backup_name"));
+        assert_eq!(
+            datetime_repr("2026-01-02 03:04:00+01:00").unwrap(),
+            "datetime.datetime(2026, 1, 2, 3, 4, tzinfo=tzoffset(None, 3600))"
+        );
+        assert_eq!(
+            datetime_repr("2026-01-02 03:04:05").unwrap(),
+            "datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=tzlocal())"
+        );
     }
 
     #[test]

@@ -78,6 +78,25 @@ fn read_dir(dir: &Path) -> Result<Vec<std::path::PathBuf>, CatalogError> {
     }
 }
 
+/// Writes a backup's metadata where Barman ≥ 3.13.2 writes it,
+/// `meta/<ID>-backup.info`, durably (staged, fsynced, renamed).
+pub fn save_info(cat: &ServerCatalog, id: &str, info: &BackupInfo) -> std::io::Result<()> {
+    std::fs::create_dir_all(cat.meta_directory())?;
+    let path = cat.meta_directory().join(format!("{id}-backup.info"));
+    crate::durable::write_replace(&path, info.render().as_bytes(), 0o644)
+}
+
+/// The metadata file Barman reads for `id`: meta/, else the legacy one.
+pub fn info_path(cat: &ServerCatalog, id: &str) -> std::path::PathBuf {
+    let meta = cat.meta_directory().join(format!("{id}-backup.info"));
+    let legacy = cat.basebackups_directory.join(id).join("backup.info");
+    if meta.exists() || !legacy.exists() {
+        meta
+    } else {
+        legacy
+    }
+}
+
 /// Statuses Barman's default filter accepts (`STATUS_COPY_DONE`).
 fn copy_done(b: &Backup) -> bool {
     matches!(b.info.status(), "DONE" | "WAITING_FOR_WALS")

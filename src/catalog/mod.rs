@@ -2,11 +2,15 @@
 //! creating them as Barman does. The formats inside (backup.info, xlog.db)
 //! live in their own modules as they are built.
 
+pub mod backup_ext;
 pub mod backup_info;
 pub mod backups;
+pub mod delete;
+pub mod files;
 pub mod lock;
 pub mod pylit;
 pub mod retention;
+pub mod wal_check;
 pub mod wal_removal;
 pub mod xlogdb;
 

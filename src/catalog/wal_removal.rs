@@ -1,176 +1,105 @@
-//! Which archived WAL the backups still need: removing what precedes the
-//! first backup (Barman's `remove_wal_before_backup`) and judging whether a
-//! backup's own WAL range is complete (Barman's `check_backup`).
-//!
-//! Crash order: xlog.db is rewritten first (staged, fsynced, renamed), then
-//! the files go. A crash in between leaves files no record names, which
-//! `rebuild-xlogdb` recovers; never a record for a file that is gone.
+//! Removing archived WAL no backup needs (Barman's
+//! `remove_wal_before_backup`), for deletions, retention and the purge
+//! before a server's first backup: xlog.db read under its lock (rebuilt
+//! from `wals/` when missing), the files deleted with the wal_delete hooks,
+//! then xlog.db rewritten durably without them. A crash in between leaves
+//! records of files already gone, which a rerun deletes again (a missing
+//! file counts as deleted); never a file no record names.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::collections::HashSet;
+use std::path::Path;
 
-use super::backup_info::BackupInfo;
-use super::xlogdb::{Entry, XlogDb};
+use super::delete::{self, WalEvent};
+use super::xlogdb::XlogDb;
 use super::ServerCatalog;
-use crate::wal::name::{segment_range, Kind, WalName};
+use crate::config::ServerConfig;
+use crate::hooks::{AbortStop, Hooks};
+use crate::output::Output;
 
-/// What to keep besides history files and everything from `begin` on.
-#[derive(Debug, Clone, Default)]
-pub struct Protect {
-    pub timelines: Vec<u32>,
-    /// Inclusive (begin_wal, end_wal) ranges.
-    pub ranges: Vec<(String, String)>,
+/// Why WAL removal stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum WalError {
+    #[error("{0}")]
+    Failed(String),
+    #[error("WAL removal stopped by the wal_delete retry hook script: {}", .0.script)]
+    Aborted(AbortStop),
 }
 
-/// Removes archived WAL before `begin` (all of it when None), keeping
-/// history files and what `protect` names. Returns the removed names in
-/// Barman's order (grouped by hash directory, first seen first).
-pub fn remove_before(
+/// Barman's `remove_wal_before_backup` under the xlog.db lock: the files
+/// first, then xlog.db rewritten without them (durably).
+#[allow(clippy::too_many_arguments)]
+pub fn remove_wal(
+    out: &mut Output,
+    cfg: &ServerConfig,
     cat: &ServerCatalog,
     lock_dir: &Path,
-    begin: Option<&str>,
-) -> Result<Vec<String>, String> {
-    remove_before_protecting(cat, lock_dir, begin, &Protect::default())
-}
-
-pub fn remove_before_protecting(
-    cat: &ServerCatalog,
-    lock_dir: &Path,
-    begin: Option<&str>,
-    protect: &Protect,
-) -> Result<Vec<String>, String> {
-    let mut db = XlogDb::lock(cat, lock_dir).map_err(|e| e.to_string())?;
-    let entries = db.entries().map_err(|e| e.to_string())?;
-    let mut keep: Vec<Entry> = Vec::new();
-    let mut doomed: Vec<(PathBuf, Vec<Entry>)> = Vec::new();
-    for e in entries {
-        let Some(w) = WalName::parse(&e.name) else {
-            // Barman reports and drops such a line; keeping it is safer.
-            keep.push(e);
-            continue;
-        };
-        let seg = if w.kind == Kind::Backup {
-            &e.name[..24]
-        } else {
-            e.name.as_str()
-        };
-        let kept = w.kind == Kind::History
-            || protect.timelines.contains(&w.tli)
-            || protect
-                .ranges
-                .iter()
-                .any(|(b, end)| seg >= b.as_str() && seg <= end.as_str())
-            || begin.is_some_and(|b| e.name.as_str() >= b);
-        if kept {
-            keep.push(e);
-            continue;
-        }
-        let dir = cat.wals_directory.join(w.hash_dir());
-        match doomed.iter_mut().find(|(d, _)| *d == dir) {
-            Some((_, list)) => list.push(e),
-            None => doomed.push((dir, vec![e])),
-        }
-    }
-    if doomed.is_empty() {
-        return Ok(Vec::new());
-    }
-    db.rewrite(&keep).map_err(|e| e.to_string())?;
-    let mut removed = Vec::new();
-    for (dir, list) in doomed {
-        for e in list {
-            let path = dir.join(&e.name);
-            if let Err(err) = std::fs::remove_file(&path) {
-                if err.kind() != std::io::ErrorKind::NotFound {
-                    log::warn!(
-                        "Ignoring deletion of WAL file {} for server {}: {err}",
-                        e.name,
-                        cat.name
-                    );
-                }
-            }
-            removed.push(e.name);
-        }
-        // Only an empty hash directory goes.
-        let _ = std::fs::remove_dir(&dir);
-    }
-    Ok(removed)
-}
-
-/// The newest archived file of each timeline (Barman's
-/// `get_latest_archived_wals_info`), from the archive directory itself.
-pub fn latest_per_timeline(cat: &ServerCatalog) -> BTreeMap<String, String> {
-    let mut out: BTreeMap<String, String> = BTreeMap::new();
-    let Ok(dirs) = std::fs::read_dir(&cat.wals_directory) else {
-        return out;
-    };
-    for d in dirs.flatten() {
-        let name = d.file_name().to_string_lossy().into_owned();
-        if name.len() != 16 || !d.path().is_dir() {
-            continue;
-        }
-        let Ok(files) = std::fs::read_dir(d.path()) else {
-            continue;
-        };
-        for f in files.flatten() {
-            let n = f.file_name().to_string_lossy().into_owned();
-            let Some(w) = WalName::parse(&n) else {
-                continue;
-            };
-            if w.kind != Kind::Segment {
-                continue;
-            }
-            let tli = n[..8].to_string();
-            let slot = out.entry(tli).or_default();
-            if n > *slot {
-                *slot = n;
-            }
-        }
-    }
-    out
-}
-
-/// Barman's `check_backup` on one backup.info (updated in place). Returns
-/// the error to print when the backup was just marked FAILED.
-pub fn check_backup_wals(cat: &ServerCatalog, info: &mut BackupInfo) -> Option<String> {
-    let (Some(begin), Some(end)) = (
-        info.get("begin_wal").map(str::to_string),
-        info.get("end_wal").map(str::to_string),
-    ) else {
-        return None;
-    };
-    let latest = latest_per_timeline(cat);
-    let Some(last) = latest.get(&begin[..8.min(begin.len())]) else {
-        info.set("status", Some("WAITING_FOR_WALS".into()));
-        return None;
-    };
-    if last.as_str() < begin.as_str() {
-        info.set("status", Some("WAITING_FOR_WALS".into()));
-        return None;
-    }
-    let seg_size = info
-        .get_int("xlog_segment_size")
-        .map_or(16 << 20, |n| n as u64);
-    for wal in segment_range(&begin, &end, seg_size) {
-        if wal.as_str() > last.as_str() {
-            break;
-        }
-        let exists = WalName::parse(&wal)
-            .is_some_and(|w| cat.wals_directory.join(w.hash_dir()).join(&wal).exists());
-        if !exists {
-            let error =
-                format!("At least one WAL file is missing. The first missing WAL file is {wal}");
-            info.set("error", Some(error.clone()));
-            info.set("status", Some("FAILED".into()));
-            return Some(format!(
-                "This backup has been marked as FAILED due to the following reason: {error}"
-            ));
-        }
-    }
-    let status = if end.as_str() <= last.as_str() {
-        "DONE"
+    config_file: &Path,
+    until_begin: Option<&str>,
+    timelines: &HashSet<i64>,
+    ranges: &[(String, String)],
+) -> Result<Vec<String>, WalError> {
+    let mut db = XlogDb::lock(cat, lock_dir).map_err(|e| WalError::Failed(e.to_string()))?;
+    let entries = if db.path().exists() {
+        db.entries().map_err(|e| WalError::Failed(e.to_string()))?
     } else {
-        "WAITING_FOR_WALS"
+        // Barman rebuilds a missing xlog.db from wals/ on access; an empty
+        // one written here would hide every archived file from it.
+        let custom = crate::wal::archiver::custom_filters(cfg).map_err(WalError::Failed)?;
+        let unidentified = (cfg.get_str("compression") == Some("custom") && custom.magic.is_none())
+            .then_some("custom");
+        crate::catalog::xlogdb::scan_archive(&cat.wals_directory, &custom, unidentified)
+            .map_err(|e| WalError::Failed(format!("{}: {e}", cat.wals_directory.display())))?
     };
-    info.set("status", Some(status.into()));
-    None
+    let sel = delete::select_wal(entries.clone(), until_begin, timelines, ranges);
+    for name in &sel.invalid {
+        out.error(&format!(
+            "invalid WAL segment name {}\nHINT: Please run \"barman rebuild-xlogdb {}\" to solve this issue",
+            crate::catalog::pylit::repr_str(name),
+            cfg.name
+        ));
+    }
+    let hooks = Hooks::new(cfg, config_file, "wal_delete");
+    let mut warnings = Vec::new();
+    let (deleted, stop) = delete::delete_wal_files(
+        &cfg.name,
+        &cat.wals_directory,
+        &sel.remove,
+        &mut |w: &str| warnings.push(w.to_string()),
+        &mut |ev: WalEvent| {
+            if hooks.is_empty() {
+                return Ok(());
+            }
+            let (e, path, phase, error) = match ev {
+                WalEvent::Before(e, p) => (e, p, "pre", None),
+                WalEvent::After(e, p, err) => (e, p, "post", err),
+            };
+            let vars = vec![
+                ("BARMAN_SEGMENT", e.name.clone()),
+                ("BARMAN_FILE", path.display().to_string()),
+                ("BARMAN_SIZE", e.size.to_string()),
+                ("BARMAN_TIMESTAMP", crate::output::python_float_repr(e.time)),
+                (
+                    "BARMAN_COMPRESSION",
+                    e.compression.clone().unwrap_or_default(),
+                ),
+                ("BARMAN_ERROR", error.unwrap_or_default().to_string()),
+            ];
+            hooks.run(phase, "wal_delete", &vars, None)
+        },
+    );
+    for w in warnings {
+        out.warning(&w);
+    }
+    // xlog.db keeps its order, less what is gone (all of `sel.remove`
+    // unless a hook stopped us) and the invalid lines.
+    let keep: Vec<_> = entries
+        .into_iter()
+        .filter(|e| !deleted.contains(&e.name) && !sel.invalid.contains(&e.name))
+        .collect();
+    db.rewrite(&keep)
+        .map_err(|e| WalError::Failed(e.to_string()))?;
+    match stop {
+        Some(s) => Err(WalError::Aborted(s)),
+        None => Ok(deleted),
+    }
 }

@@ -8,9 +8,10 @@ use std::io::IsTerminal;
 
 use super::{check, Ctx};
 use crate::backup::{self, Host, Options};
+use crate::catalog::backup_ext::neighbours;
 use crate::catalog::backups;
 use crate::catalog::lock::{self, LockError, LockNames};
-use crate::catalog::{wal_removal, ServerCatalog};
+use crate::catalog::{wal_check, wal_removal, ServerCatalog};
 use crate::cli::Backup;
 use crate::config::ServerConfig;
 use crate::output::Output;
@@ -178,19 +179,28 @@ pub fn one_server(out: &mut Output, host: Host<'_>, cfg: &ServerConfig, options:
     let (id, mut info) = info;
     drive::archive_once(out, host.lock_dir, host.config_file, cfg, false);
     if info.status() == "WAITING_FOR_WALS" {
-        if let Some(msg) = wal_removal::check_backup_wals(&cat, &mut info) {
+        if let Some(msg) = wal_check::apply(&cat.wals_directory, &mut info) {
             out.error(&msg);
         }
-        let path = cat.meta_directory().join(format!("{id}-backup.info"));
-        if let Err(e) = crate::durable::write_replace(&path, info.render().as_bytes(), 0o644) {
-            out.error(&format!("{}: {e}", path.display()));
+        if let Err(e) = backups::save_info(&cat, &id, &info) {
+            out.error(&format!("{}: {e}", backups::info_path(&cat, &id).display()));
         }
     }
     let list = backups::load(&cat).unwrap_or_default();
-    if backup::previous_done(&list, &id).is_none() && !cfg.get_bool("worm_mode") {
+    if neighbours(&list, &id).0.is_none() && !cfg.get_bool("worm_mode") {
         if let Some(begin) = info.get("begin_wal") {
-            if let Err(e) = wal_removal::remove_before(&cat, host.lock_dir, Some(begin)) {
-                out.error(&e);
+            let mut quiet = Output::silent();
+            if let Err(e) = wal_removal::remove_wal(
+                &mut quiet,
+                cfg,
+                &cat,
+                host.lock_dir,
+                host.config_file,
+                Some(begin),
+                &Default::default(),
+                &[],
+            ) {
+                out.error(&e.to_string());
             }
         }
     }

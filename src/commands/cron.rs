@@ -1,12 +1,13 @@
 //! `barman cron`: per server (sorted, active, enabled), under its cron lock,
-//! WAL intake. Barman spawns one background `archive-wal` per server; we run
-//! the intake of every server in this process through one shared pipeline,
-//! under the same archive-wal locks, so a busy host drains all its servers
-//! with one bounded pool instead of one interpreter per server. As with
-//! Barman's quiet children, per-file lines go to the log only; refused files
-//! and failures are reported as errors.
+//! WAL intake and retention enforcement (commands/delete.rs). Barman
+//! spawns one background `archive-wal` per server; we run the intake of
+//! every server in this process through one shared pipeline, under the same
+//! archive-wal locks, so a busy host drains all its servers with one bounded
+//! pool instead of one interpreter per server. As with Barman's quiet
+//! children, per-file lines go to the log only; refused files and failures
+//! are reported as errors.
 
-use super::Ctx;
+use super::{check_backup, delete, Ctx};
 use crate::catalog::lock::{self, Lock, LockError, LockNames};
 use crate::output::Output;
 use crate::wal::archiver::{self, Report, ServerIntake};
@@ -46,7 +47,9 @@ pub fn run(ctx: &mut Ctx, keep_descriptors: bool) {
             servers.push(cfg);
         }
     }
-    let mut held: Vec<(Lock, Lock)> = Vec::new();
+    let mut held: Vec<Lock> = Vec::new();
+    let mut cron_locks: Vec<Lock> = Vec::new();
+    let mut checks = Vec::new();
     let mut intakes = Vec::new();
     for cfg in servers {
         let name = cfg.name.clone();
@@ -63,34 +66,51 @@ pub fn run(ctx: &mut Ctx, keep_descriptors: bool) {
                 continue;
             }
         };
-        let archive_lock = match lock::acquire(&locks.archive_wal(&name), false) {
-            Ok(l) => l,
+        match lock::acquire(&locks.archive_wal(&name), false) {
+            Ok(archive_lock) => {
+                ctx.out
+                    .info_nolog(&format!("Starting WAL archiving for server {name}"));
+                match ServerIntake::from_config(&cfg, &lock_dir, &ctx.config.file) {
+                    Ok(i) => {
+                        intakes.push(i.with_system_id());
+                        held.push(archive_lock);
+                    }
+                    Err(e) => ctx.out.error(&e),
+                }
+            }
             Err(LockError::Busy { .. }) => {
                 ctx.out.info(&format!(
                     "Another archive-wal process is already running on server {name}. Skipping to the next server"
                 ));
-                continue;
             }
-            Err(e) => {
-                ctx.out.error(&e.to_string());
-                continue;
-            }
-        };
-        ctx.out
-            .info_nolog(&format!("Starting WAL archiving for server {name}"));
+            Err(e) => ctx.out.error(&e.to_string()),
+        }
         if cfg.get_bool("streaming_archiver") {
             // Barman would start receive-wal here; say plainly that we do not.
             ctx.out.warning(&format!(
                 "barman-rs does not implement receive-wal yet: the streaming archiver of server {name} is not started"
             ));
         }
-        match ServerIntake::from_config(&cfg, &lock_dir, &ctx.config.file) {
-            Ok(i) => {
-                intakes.push(i.with_system_id());
-                held.push((cron_lock, archive_lock));
-            }
-            Err(e) => ctx.out.error(&e),
+        let cat = crate::catalog::ServerCatalog::new(&cfg);
+        // Barman announces the check and runs it in a child, concurrently
+        // with archiving; we run it once this run's WAL is archived.
+        if let Some(b) = check_backup::cron_candidate(&cat, &lock_dir) {
+            ctx.out.info_nolog(&format!(
+                "Starting check-backup for backup {} of server {name}",
+                b.id
+            ));
+            checks.push((cat.clone(), b));
         }
+        // Retention runs whether or not archive-wal could start, under the
+        // cron lock, as Barman's does (it also keeps it in-process).
+        let env = delete::Env {
+            cfg: &cfg,
+            cat: &cat,
+            config_file: &ctx.config.file,
+            lock_dir: &lock_dir,
+        };
+        delete::enforce_retention(&mut ctx.out, &env);
+        cron_locks.push(cron_lock);
     }
     let jobs = intakes.iter().map(|i| i.jobs).max().unwrap_or(1);
     // --keep-descriptors only lets Barman's quiet (-q) children print their
@@ -98,6 +118,13 @@ pub fn run(ctx: &mut Ctx, keep_descriptors: bool) {
     let _ = keep_descriptors;
     archiver::run(&intakes, jobs, false, &mut Logged(&mut ctx.out));
     drop(held);
+    for (cat, b) in checks {
+        // Barman's child runs with its output discarded (logged only): a
+        // JSON writer that is never closed prints nothing.
+        let mut quiet = Output::new(crate::output::Format::Json, true, false, false);
+        check_backup::check(&mut quiet, &cat, &lock_dir, &b);
+    }
+    drop(cron_locks);
     if ctx.config.lock_directory_cleanup {
         let _ = lock::cleanup(&lock_dir);
     }

@@ -5,64 +5,25 @@
 use serde_json::{json, Map, Value as J};
 
 use super::Ctx;
+use crate::catalog::backup_ext;
 use crate::catalog::backups::{self, Backup};
 use crate::catalog::retention;
 use crate::catalog::xlogdb::{self, Entry};
 use crate::catalog::ServerCatalog;
 use crate::config::ServerConfig;
 use crate::output::pretty_size;
-use crate::wal::name::{Kind, WalName};
 
 /// Bytes of the WAL a backup needs (begin..=end) and of the WAL after it
 /// until the next backup's end (Barman's `get_wal_info`).
 pub fn wal_sizes(backup: &Backup, next_end: Option<&str>, xlogdb: &[Entry]) -> (u64, u64) {
-    let (Some(begin), Some(end)) = (backup.info.get("begin_wal"), backup.info.get("end_wal"))
-    else {
-        return (0, 0);
-    };
-    let Some(begin_tli) = WalName::parse(begin).map(|n| n.tli) else {
-        return (0, 0);
-    };
-    let (mut needed, mut after) = (0, 0);
-    for e in xlogdb {
-        let Some(name) = WalName::parse(&e.name) else {
-            continue;
-        };
-        if name.kind == Kind::History
-            || e.name.as_str() < begin
-            || name.tli > begin_tli
-            || name.kind != Kind::Segment
-        {
-            continue;
-        }
-        if next_end.is_some_and(|n| e.name.as_str() > n) {
-            break;
-        }
-        if e.name.as_str() <= end {
-            needed += e.size;
-        } else {
-            after += e.size;
-        }
-    }
-    (needed, after)
+    let w = backup_ext::wal_info(backup, next_end, xlogdb);
+    (w.wal_size, w.until_next_size)
 }
 
-/// Barman's `backup_type` label.
-pub fn backup_type(b: &Backup) -> &'static str {
-    let mode = b.info.get("mode").unwrap_or_default();
-    if mode.starts_with("snapshot") {
-        "snapshot"
-    } else if mode.starts_with("rsync") {
-        "rsync"
-    } else if b.info.get("parent_backup_id").is_some() {
-        "incremental"
-    } else {
-        "full"
-    }
-}
+pub use crate::catalog::backup_ext::backup_type;
 
 /// Python's `datetime.ctime()` of a stored time, in its own offset.
-fn ctime_of(text: &str) -> String {
+pub fn ctime_of(text: &str) -> String {
     let civil: Option<jiff::civil::DateTime> = text
         .get(..19)
         .and_then(|t| t.replacen(' ', "T", 1).parse().ok());

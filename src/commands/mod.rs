@@ -5,14 +5,18 @@
 mod archive_wal;
 mod backup;
 mod check;
+mod check_backup;
 mod cron;
+mod delete;
 mod diagnose;
 mod get_wal;
 mod keep;
 mod list_backups;
+mod list_files;
 mod list_servers;
 mod put_wal;
 mod rebuild_xlogdb;
+mod show_backup;
 mod show_servers;
 mod status;
 mod switch_wal;
@@ -76,6 +80,22 @@ impl Ctx {
     /// `inactive`: whether an inactive server is an error, is skipped (with
     /// Barman's notice), or is served (get-wal).
     pub fn server(&mut self, name: &str, inactive: Inactive) -> Option<ServerConfig> {
+        self.server_with(name, inactive, true)
+    }
+
+    /// [`Ctx::server`] for commands Barman runs on inactive and disabled
+    /// servers alike (`get_server(..., skip_disabled=False,
+    /// disabled_is_error=False)`: show-backup, list-files).
+    pub fn server_lenient(&mut self, name: &str) -> Option<ServerConfig> {
+        self.server_with(name, Inactive::Serve, false)
+    }
+
+    fn server_with(
+        &mut self,
+        name: &str,
+        inactive: Inactive,
+        disabled_is_error: bool,
+    ) -> Option<ServerConfig> {
         if name == "all" {
             self.out
                 .error("You cannot use 'all' in a single server context");
@@ -100,7 +120,7 @@ impl Ctx {
                 Inactive::Serve => {}
             }
         }
-        if cfg.disabled() {
+        if cfg.disabled() && disabled_is_error {
             // Barman reports only the first reason (it returns inside its loop).
             if let Some(first) = cfg.msg_list.first() {
                 self.out.error(first);
@@ -199,6 +219,30 @@ pub fn run(ctx: &mut Ctx, command: Command) -> i32 {
         Command::ListBackups { servers, minimal } => {
             list_backups::run(ctx, &servers.server_name, minimal)
         }
+        Command::ShowBackup {
+            server_name,
+            backup_id,
+        } => show_backup::run(ctx, &server_name, &backup_id),
+        Command::ListFiles {
+            server_name,
+            backup_id,
+            target,
+            list_empty_directories,
+        } => list_files::run(
+            ctx,
+            &server_name,
+            &backup_id,
+            target.into(),
+            list_empty_directories,
+        ),
+        Command::Delete {
+            server_name,
+            backup_id,
+        } => delete::run(ctx, &server_name, &backup_id),
+        Command::CheckBackup {
+            server_name,
+            backup_id,
+        } => check_backup::run(ctx, &server_name, &backup_id),
         Command::Cron { keep_descriptors } => cron::run(ctx, keep_descriptors),
         Command::RebuildXlogdb(s) => rebuild_xlogdb::run(ctx, &s.server_name),
         Command::GetWal(args) => get_wal::run(ctx, args),

@@ -142,23 +142,6 @@ pub fn previous_segment(name: &str) -> Option<String> {
     Some(format!("{:08X}{log:08X}{seg:08X}", w.tli))
 }
 
-/// Every segment name from `begin` to `end` inclusive, on `begin`'s
-/// timeline (Barman's `get_required_wal_segments` walk).
-pub fn segment_range(begin: &str, end: &str, seg_size: u64) -> Vec<String> {
-    let (Some(b), Some(e)) = (WalName::parse(begin), WalName::parse(end)) else {
-        return Vec::new();
-    };
-    let (Some(mut pos), Some(last)) = (b.position, e.position) else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    while pos <= last {
-        out.push(format!("{:08X}{:08X}{:08X}", b.tli, pos.0, pos.1));
-        pos = next_segment(pos.0, pos.1, seg_size);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     #[test]
@@ -172,15 +155,6 @@ mod tests {
         assert_eq!(
             previous_segment("000000010000000100000000").as_deref(),
             Some("0000000100000000000000FF")
-        );
-        assert_eq!(
-            segment_range(
-                "0000000100000000000000FE",
-                "000000010000000100000001",
-                16 << 20
-            )
-            .len(),
-            4
         );
     }
 

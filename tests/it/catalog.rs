@@ -128,7 +128,7 @@ fn backups_are_listed_from_barmans_catalog() {
     );
 }
 
-fn copy_tree(from: &Path, to: &Path) {
+pub fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap().flatten() {
         let p = e.path();
@@ -142,7 +142,7 @@ fn copy_tree(from: &Path, to: &Path) {
 
 /// A barman_home holding Barman's catalog snapshot `snapshot` of the
 /// backups_pg scenario, with the scenario's configuration.
-fn env_with(snapshot: &str) -> (crate::harness::TestEnv, PathBuf) {
+pub fn env_with(snapshot: &str) -> (crate::harness::TestEnv, PathBuf) {
     let fx = crate::harness::fixtures().join("backups_pg");
     let env = crate::harness::TestEnv::new();
     let conf = std::fs::read_to_string(fx.join("barman.conf"))
@@ -157,7 +157,7 @@ fn env_with(snapshot: &str) -> (crate::harness::TestEnv, PathBuf) {
     (env, fx)
 }
 
-fn assert_like(env: &crate::harness::TestEnv, fx: &Path, slug: &str, args: &[&str]) {
+pub fn assert_like(env: &crate::harness::TestEnv, fx: &Path, slug: &str, args: &[&str]) {
     let run = env.barman(args);
     let want = |ext: &str| std::fs::read_to_string(fx.join(format!("{slug}.{ext}"))).unwrap();
     assert_eq!(run.stdout, want("out"), "stdout of {slug}");

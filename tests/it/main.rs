@@ -5,6 +5,7 @@
 
 mod harness;
 
+mod backup_catalog;
 mod catalog;
 mod config_errors;
 mod golden;

@@ -136,7 +136,7 @@ impl ServerIntake {
     }
 }
 
-fn custom_filters(cfg: &ServerConfig) -> Result<CustomFilters, String> {
+pub fn custom_filters(cfg: &ServerConfig) -> Result<CustomFilters, String> {
     let magic = match cfg.get_str("custom_compression_magic") {
         None => None,
         Some(m) => {
