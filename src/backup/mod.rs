@@ -4,7 +4,8 @@
 //! sizes, and the copy itself by one of the methods:
 //! - [`pg_basebackup`]: `backup_method = postgres`, pg_basebackup supervised;
 //! - [`local`]: `backup_method = local-rsync`, copied natively by the
-//!   pipeline (walk, read, checksum, write, manifest).
+//!   pipeline (walk, read, checksum, write, manifest);
+//! - [`rsync`]: `backup_method = rsync`, rsync over ssh as Barman runs it.
 //!
 //! backup.info is written as Barman writes it, at `meta/<ID>-backup.info`,
 //! replaced atomically and fsynced at every state change, so a crash leaves
@@ -16,6 +17,7 @@ pub mod local;
 pub mod manifest;
 pub mod page;
 pub mod pg_basebackup;
+pub mod rsync;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -494,6 +496,7 @@ pub fn take(
         let synced = match job.plan.method.as_str() {
             "postgres" => pg_basebackup::run(&mut job, &mut action)?,
             "local-rsync" => local::run(&mut job, &mut action)?,
+            "rsync" => rsync::run(&mut job, &mut action)?,
             other => {
                 return Err(Failure::new(
                     "starting backup",

@@ -9,6 +9,7 @@ use std::process::Child;
 use std::time::Duration;
 
 use crate::harness::pg::{pg_program, PgCluster};
+use crate::harness::sshd::Sshd;
 use crate::harness::TestEnv;
 
 fn mkdir_postgres(dir: &Path) {
@@ -331,4 +332,70 @@ fn pg_backup_all_goes_on_past_a_broken_server() {
     let (_, info_path) = only_backup(&env);
     let info = std::fs::read_to_string(info_path).unwrap();
     assert_ne!(field(&info, "status"), "FAILED", "{info}");
+}
+
+#[test]
+fn pg_rsync_over_ssh_backup_with_two_jobs_and_reuse() {
+    let sshd = Sshd::start();
+    let (pg, env) = setup(
+        false,
+        &format!(
+            "backup_method = rsync\nssh_command = {}\nparallel_jobs = 2\nreuse_backup = link\n",
+            sshd.ssh_command()
+        ),
+    );
+    let mut bench = load(&pg, 3);
+    let run = env.barman(&["backup", "pg", "--wait", "--wait-timeout", "60"]);
+    let _ = bench.wait();
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let (id, info_path) = only_backup(&env);
+    assert!(
+        run.stdout.contains(&format!(
+            "Starting backup copy via rsync/SSH for {id} (2 jobs)\n"
+        )),
+        "{}",
+        run.stdout
+    );
+    let info = std::fs::read_to_string(&info_path).unwrap();
+    assert_eq!(field(&info, "status"), "DONE", "{info}");
+    assert_eq!(field(&info, "mode"), "rsync-concurrent");
+    let data = env.home().join("pg/base").join(&id).join("data");
+    assert_eq!(
+        std::fs::read(data.join("PG_VERSION")).unwrap(),
+        std::fs::read(pg.data.join("PG_VERSION")).unwrap()
+    );
+    assert!(data.join("global/pg_control").is_file());
+    assert!(data.join("backup_label").is_file());
+    assert!(!data.join("postmaster.pid").exists());
+    assert_eq!(std::fs::read_dir(data.join("pg_wal")).unwrap().count(), 0);
+    let oid = pg.psql("SELECT oid FROM pg_tablespace WHERE spcname = 'tbs'");
+    let tbs = env.home().join("pg/base").join(&id).join(&oid);
+    assert!(
+        std::fs::read_dir(&tbs)
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("PG_15_")),
+        "tablespace copied under {}",
+        tbs.display()
+    );
+    // Every relation file of the cluster made it (sizes may differ: live).
+    let filenode = pg.psql("SELECT pg_relation_filepath('pgbench_accounts')");
+    assert!(data.join(&filenode).is_file(), "{filenode}");
+
+    std::thread::sleep(Duration::from_millis(1100));
+    let run = env.barman(&["backup", "pg", "--wait", "--wait-timeout", "60"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("deduplication ratio)."),
+        "{}",
+        run.stdout
+    );
+    let (id2, _) = only_backup(&env);
+    let linked = walkdir::WalkDir::new(env.home().join("pg/base").join(&id2))
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .filter(|e| e.metadata().map(|m| m.nlink() > 1).unwrap_or(false))
+        .count();
+    assert!(linked > 100, "only {linked} files were linked");
 }

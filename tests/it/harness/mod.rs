@@ -2,6 +2,7 @@
 //! binary, and PostgreSQL clusters.
 
 pub mod pg;
+pub mod sshd;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
