@@ -234,7 +234,7 @@ impl Rsync<'_> {
 
 /// Splits files into `n` buckets of similar total size (largest first).
 fn buckets(mut files: Vec<Listed>, n: usize) -> Vec<Vec<Listed>> {
-    files.sort_by(|a, b| b.size.cmp(&a.size));
+    files.sort_by_key(|f| std::cmp::Reverse(f.size));
     let mut out: Vec<(u64, Vec<Listed>)> = (0..n.max(1)).map(|_| (0, Vec::new())).collect();
     for f in files {
         let slot = out.iter_mut().min_by_key(|(s, _)| *s).expect("n >= 1");
