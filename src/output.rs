@@ -23,6 +23,8 @@ enum Writer {
     Console,
     /// Collects check results, prints nothing (Barman's `CheckStrategy`).
     Silent,
+    /// Keeps console lines for later (one server of several run at once).
+    Buffer,
     Json,
     Nagios,
 }
@@ -46,6 +48,8 @@ pub struct Output {
     exit_code: i32,
     json: Map<String, J>,
     checks: Vec<CheckResult>,
+    /// Lines kept by the Buffer writer: (stderr?, text).
+    buffer: std::cell::RefCell<Vec<(bool, String)>>,
     /// Whether the server being checked is active (failures of inactive
     /// servers do not fail the command).
     check_active: bool,
@@ -65,6 +69,7 @@ impl Output {
             exit_code: 1,
             json: Map::new(),
             checks: Vec::new(),
+            buffer: Default::default(),
             check_active: true,
         }
     }
@@ -75,6 +80,32 @@ impl Output {
         let mut o = Output::new(Format::Console, true, false, false);
         o.writer = Writer::Silent;
         o
+    }
+
+    /// An output that keeps its console lines, to be replayed in order
+    /// into the real one with [`Output::replay_into`].
+    pub fn buffered(&self) -> Output {
+        let mut o = Output::new(Format::Console, self.quiet, self.debug, self.color);
+        o.writer = Writer::Buffer;
+        o
+    }
+
+    /// Prints what a buffered output kept (not logged again) and carries
+    /// its error state over.
+    pub fn replay_into(self, main: &mut Output) {
+        for (is_err, line) in self.buffer.into_inner() {
+            if is_err {
+                main.err(&line);
+            } else {
+                main.out(&line);
+            }
+        }
+        if self.error_occurred {
+            main.error_occurred = true;
+            if self.exit_code != 1 {
+                main.exit_code = self.exit_code;
+            }
+        }
     }
 
     pub fn checks(&self) -> &[CheckResult] {
@@ -107,6 +138,9 @@ impl Output {
     }
 
     fn out(&self, text: &str) {
+        if self.writer == Writer::Buffer {
+            self.buffer.borrow_mut().push((false, text.to_string()));
+        }
         if self.writer == Writer::Console {
             let mut so = std::io::stdout().lock();
             let _ = writeln!(so, "{}", redact_passwords(text));
@@ -115,6 +149,9 @@ impl Output {
     }
 
     fn err(&self, text: &str) {
+        if self.writer == Writer::Buffer {
+            self.buffer.borrow_mut().push((true, text.to_string()));
+        }
         if self.writer == Writer::Console {
             let mut se = std::io::stderr().lock();
             let _ = writeln!(se, "{}", redact_passwords(text));
@@ -299,7 +336,7 @@ impl Output {
                 }
             }
             Writer::Nagios => self.close_nagios(),
-            Writer::Console | Writer::Silent => {}
+            Writer::Console | Writer::Silent | Writer::Buffer => {}
         }
         if self.error_occurred {
             self.exit_code

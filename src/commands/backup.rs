@@ -64,8 +64,8 @@ pub fn run(ctx: &mut Ctx, args: Backup) {
         },
         progress: !ctx.out.is_quiet() && !ctx.out.is_json() && std::io::stdout().is_terminal(),
     };
-    let servers = ctx.active_servers(&args.servers.server_name);
-    for mut cfg in servers {
+    let mut servers = Vec::new();
+    for mut cfg in ctx.active_servers(&args.servers.server_name) {
         if let Some(t) = args.check_timeout {
             cfg.set("check_timeout", crate::config::types::Value::Int(t as i64));
         }
@@ -76,14 +76,99 @@ pub fn run(ctx: &mut Ctx, args: Backup) {
             ));
             continue;
         }
-        let lock_dir = ctx.config.lock_directory.clone();
-        let config_file = ctx.config.file.clone();
-        let host = Host {
-            lock_dir: &lock_dir,
-            config_file: &config_file,
-        };
-        one_server(&mut ctx.out, host, &cfg, &options);
+        servers.push(cfg);
     }
+    let lock_dir = ctx.config.lock_directory.clone();
+    let config_file = ctx.config.file.clone();
+    let host = Host {
+        lock_dir: &lock_dir,
+        config_file: &config_file,
+    };
+    if servers.len() <= 1 || ctx.out.is_json() {
+        for cfg in &servers {
+            one_server(&mut ctx.out, host, cfg, &options);
+        }
+        return;
+    }
+    let summary = options.progress;
+    let options = Options {
+        progress: false,
+        ..options
+    };
+    let results = concurrently(&mut ctx.out, host, &servers, &options);
+    if summary {
+        ctx.out.info_nolog("Backup summary:");
+        for (cfg, (ok, id)) in servers.iter().zip(results) {
+            let what = match (ok, id) {
+                (true, Some(id)) => format!("backup {id} taken"),
+                (false, Some(id)) => format!("backup {id} FAILED"),
+                (_, None) => "no backup taken".to_string(),
+            };
+            ctx.out.info_nolog(&format!("\t{}: {what}", cfg.name));
+        }
+    }
+}
+
+/// Several servers at once: each runs with its own buffered output; at
+/// most `bound` copy workers run across all of them (a server waits until
+/// its `parallel_jobs` fit). Outputs are printed in server order, each as
+/// soon as it and every server before it are done, so the console reads
+/// as Barman's one-after-the-other run. Returns (no error, backup ID) per
+/// server.
+fn concurrently(
+    out: &mut Output,
+    host: Host<'_>,
+    servers: &[ServerConfig],
+    options: &Options,
+) -> Vec<(bool, Option<String>)> {
+    use std::sync::{Condvar, Mutex};
+    let jobs_of = |cfg: &ServerConfig| {
+        options
+            .jobs
+            .unwrap_or_else(|| cfg.get_int("parallel_jobs").unwrap_or(1).max(1) as usize)
+    };
+    let bound = servers
+        .iter()
+        .map(jobs_of)
+        .max()
+        .unwrap_or(1)
+        .max(crate::pipeline::cores());
+    let free = (Mutex::new(bound), Condvar::new());
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let mut results = vec![(true, None); servers.len()];
+    std::thread::scope(|scope| {
+        for (i, cfg) in servers.iter().enumerate() {
+            let (tx, free) = (tx.clone(), &free);
+            let mut buf = out.buffered();
+            scope.spawn(move || {
+                let need = jobs_of(cfg).min(bound);
+                {
+                    let mut n = free.0.lock().unwrap_or_else(|p| p.into_inner());
+                    while *n < need {
+                        n = free.1.wait(n).unwrap_or_else(|p| p.into_inner());
+                    }
+                    *n -= need;
+                }
+                let id = one_server(&mut buf, host, cfg, options);
+                *free.0.lock().unwrap_or_else(|p| p.into_inner()) += need;
+                free.1.notify_all();
+                let _ = tx.send((i, buf, id));
+            });
+        }
+        drop(tx);
+        let mut ready: Vec<Option<Output>> = (0..servers.len()).map(|_| None).collect();
+        let mut next = 0;
+        for (i, buf, id) in rx {
+            results[i] = (!buf.error_occurred(), id);
+            ready[i] = Some(buf);
+            while next < ready.len() {
+                let Some(b) = ready[next].take() else { break };
+                b.replay_into(out);
+                next += 1;
+            }
+        }
+    });
+    results
 }
 
 /// The critical checks that failed, logged as Barman's CheckStrategy does.
@@ -132,18 +217,25 @@ fn write_identity(cat: &ServerCatalog, systemid: &str, version: i64) {
     }
 }
 
-pub fn one_server(out: &mut Output, host: Host<'_>, cfg: &ServerConfig, options: &Options) {
+/// One server's backup, as Barman's `Server.backup`; returns the ID of the
+/// backup taken (or attempted).
+pub fn one_server(
+    out: &mut Output,
+    host: Host<'_>,
+    cfg: &ServerConfig,
+    options: &Options,
+) -> Option<String> {
     if !preflight(cfg, host) {
         out.error(&format!(
             "Impossible to start the backup. Check the log for more details, or run 'barman check {}'",
             cfg.name
         ));
-        return;
+        return None;
     }
     let cat = ServerCatalog::new(cfg);
     if let Err(e) = cat.create_directories(cfg.get_bool("streaming_archiver")) {
         out.error(&e);
-        return;
+        return None;
     }
     let conninfo = cfg.get_str("conninfo").unwrap_or_default();
     let systemid =
@@ -164,16 +256,16 @@ pub fn one_server(out: &mut Output, host: Host<'_>, cfg: &ServerConfig, options:
             Ok(l) => l,
             Err(LockError::Busy { .. }) => {
                 out.error("Another backup process is running");
-                return;
+                return None;
             }
             Err(e) => {
                 out.error(&e.to_string());
-                return;
+                return None;
             }
         };
         match backup::take(out, host, cfg, options, systemid) {
             Some(taken) => taken,
-            None => return,
+            None => return None,
         }
     };
     let (id, mut info) = info;
@@ -211,4 +303,5 @@ pub fn one_server(out: &mut Output, host: Host<'_>, cfg: &ServerConfig, options:
              Hint: execute the backup command with '--wait'",
         );
     }
+    Some(id)
 }
