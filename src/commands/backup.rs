@@ -263,10 +263,7 @@ pub fn one_server(
                 return None;
             }
         };
-        match backup::take(out, host, cfg, options, systemid) {
-            Some(taken) => taken,
-            None => return None,
-        }
+        backup::take(out, host, cfg, options, systemid)?
     };
     let (id, mut info) = info;
     drive::archive_once(out, host.lock_dir, host.config_file, cfg, false);
