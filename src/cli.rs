@@ -377,8 +377,14 @@ pub enum Command {
     },
     #[command(name = "verify-backup", visible_alias = "verify", hide = true)]
     VerifyBackup(NotYet),
-    #[command(name = "generate-manifest", hide = true)]
-    GenerateManifest(NotYet),
+    /// Generate a manifest-backup for the given server and backup id.
+    #[command(name = "generate-manifest")]
+    GenerateManifest {
+        /// Specifies the server name for the command.
+        server_name: String,
+        /// Specifies the backup ID.
+        backup_id: String,
+    },
     #[command(visible_alias = "recover", hide = true)]
     Restore(NotYet),
     #[command(name = "check-wal-archive", hide = true)]
@@ -401,7 +407,6 @@ impl Command {
         Some(match self {
             Command::ReceiveWal(_) => "receive-wal",
             Command::VerifyBackup(_) => "verify-backup",
-            Command::GenerateManifest(_) => "generate-manifest",
             Command::Restore(_) => "restore",
             Command::CheckWalArchive(_) => "check-wal-archive",
             Command::ReplicationStatus(_) => "replication-status",
