@@ -375,8 +375,14 @@ pub enum Command {
         /// Specifies the backup ID.
         backup_id: String,
     },
-    #[command(name = "verify-backup", visible_alias = "verify", hide = true)]
-    VerifyBackup(NotYet),
+    /// Verify a backup for the given server and backup id.
+    #[command(name = "verify-backup", visible_alias = "verify")]
+    VerifyBackup {
+        /// Specifies the server name for the command.
+        server_name: String,
+        /// Specifies the backup ID.
+        backup_id: String,
+    },
     /// Generate a manifest-backup for the given server and backup id.
     #[command(name = "generate-manifest")]
     GenerateManifest {
@@ -406,7 +412,6 @@ impl Command {
     pub fn not_yet(&self) -> Option<&'static str> {
         Some(match self {
             Command::ReceiveWal(_) => "receive-wal",
-            Command::VerifyBackup(_) => "verify-backup",
             Command::Restore(_) => "restore",
             Command::CheckWalArchive(_) => "check-wal-archive",
             Command::ReplicationStatus(_) => "replication-status",

@@ -21,6 +21,7 @@ mod show_backup;
 mod show_servers;
 mod status;
 mod switch_wal;
+mod verify_backup;
 
 use crate::cli::Command;
 use crate::config::{Config, ServerConfig};
@@ -244,6 +245,10 @@ pub fn run(ctx: &mut Ctx, command: Command) -> i32 {
             server_name,
             backup_id,
         } => check_backup::run(ctx, &server_name, &backup_id),
+        Command::VerifyBackup {
+            server_name,
+            backup_id,
+        } => verify_backup::run(ctx, &server_name, &backup_id),
         Command::GenerateManifest {
             server_name,
             backup_id,

@@ -1,11 +1,15 @@
-//! `generate-manifest`, run side by side with real Barman 3.19.1 on the
-//! same catalog: the same messages, exit statuses and manifest bytes.
+//! `generate-manifest` and `verify-backup`,
+//! run side by side with real Barman 3.19.1 on the same catalog: the same
+//! messages, exit statuses and (for generate-manifest) the same manifest
+//! bytes; pg_verifybackup accepts what either generates.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::catalog::env_with;
 use crate::harness::{Run, TestEnv};
+
+const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
 
 fn python_barman() -> PathBuf {
     let path = std::env::var_os("BARMAN_PY_BIN")
@@ -76,6 +80,10 @@ fn generate_both(env: &TestEnv, path: &str, server: &str, id: &str, data: &Path)
         .collect();
     assert!(stray.is_empty(), "{stray:?}");
     ours_bytes
+}
+
+fn with_pg(path: &str) -> String {
+    format!("{PG_BIN}:{path}")
 }
 
 const SYS_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
@@ -149,4 +157,110 @@ fn generate_manifest_like_barman() {
     );
     same(&env, SYS_PATH, &["generate-manifest", "nosuch", "latest"]);
     same(&env, SYS_PATH, &["generate-manifest", "all", "latest"]);
+}
+
+#[test]
+fn verify_backup_like_barman() {
+    let (env, _) = env_with("catalog.after-backups");
+    let data = make_data(&env);
+    // No manifest yet: pg_verifybackup's complaint, through Barman's lines.
+    let r = same(
+        &env,
+        &with_pg(SYS_PATH),
+        &["verify-backup", "pgr", "latest"],
+    );
+    assert_eq!(r.code, 1);
+    // The symlinked directory would be walked by pg_verifybackup but is not
+    // in Barman's manifest: drop it to get a clean verification.
+    std::fs::remove_file(data.join("linkdir")).unwrap();
+    generate_both(&env, SYS_PATH, "pgr", ID, &data);
+    for args in [
+        &["verify-backup", "pgr", "latest"][..],
+        &["verify", "pgr", ID],
+        &["-f", "json", "verify", "pgr", "latest"],
+    ] {
+        let r = same(&env, &with_pg(SYS_PATH), args);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+    let r = run(
+        &env,
+        false,
+        &with_pg(SYS_PATH),
+        &["verify", "pgr", "latest"],
+    );
+    assert_eq!(
+        r.stdout,
+        "Verifying backup 'latest' on server ['pgr']\nCalling pg_verifybackup\nbackup successfully verified\n"
+    );
+    // pg_verifybackup not on PATH.
+    let r = same(&env, SYS_PATH, &["verify", "pgr", "latest"]);
+    assert!(r.stderr.ends_with("ERROR: pg_verifybackup not found\n"));
+    // A damaged backup: Barman's failure line, then pg_verifybackup's own.
+    std::fs::write(data.join("PG_VERSION"), "16\n").unwrap();
+    std::fs::remove_file(data.join("empty")).unwrap();
+    std::fs::write(data.join("extra"), "x").unwrap();
+    for args in [
+        &["verify", "pgr", "latest"][..],
+        &["-f", "json", "verify", "pgr", "latest"],
+        &["-q", "verify", "pgr", "latest"],
+    ] {
+        let r = same(&env, &with_pg(SYS_PATH), args);
+        assert_eq!(r.code, 1);
+    }
+    let r = run(
+        &env,
+        false,
+        &with_pg(SYS_PATH),
+        &["verify", "pgr", "latest"],
+    );
+    assert!(
+        r.stderr.contains(&format!(
+            "ERROR: verify backup failure on directory '@HOME@/pgr/base/{ID}/data'\nERROR: pg_verifybackup: error: "
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(r
+        .stderr
+        .contains("\"extra\" is present on disk but not in the manifest"));
+    same(&env, SYS_PATH, &["verify", "pgr", "20261125T000000"]);
+    same(&env, SYS_PATH, &["verify", "nosuch", "latest"]);
+}
+
+/// A real PostgreSQL 15 backup taken by barman-rs (local-rsync, with the
+/// PostgreSQL-layout manifest it writes): verified alike by both; its
+/// manifest removed, generated alike by both; verified again; then damaged.
+#[test]
+fn pg_generate_manifest_and_verify_backup_like_barman() {
+    let (_pg, env) = crate::pg_backup::setup(false, "backup_method = local-rsync\n");
+    let r = env.barman(&["backup", "pg", "--wait", "--wait-timeout", "60"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let (id, _) = crate::pg_backup::only_backup(&env);
+    let data = env.home().join("pg/base").join(&id).join("data");
+    // path_prefix finds pg_verifybackup: PATH need not have it.
+    let r = same(&env, SYS_PATH, &["verify-backup", "pg", &id]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r
+        .stdout
+        .ends_with("Calling pg_verifybackup\nbackup successfully verified\n"));
+
+    std::fs::remove_file(data.join("backup_manifest")).unwrap();
+    let text = generate_both(&env, SYS_PATH, "pg", &id, &data);
+    assert!(text.contains("\"Path\": \"global/pg_control\""));
+    let r = same(&env, SYS_PATH, &["verify", "pg", "latest"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+
+    // A damaged relation file.
+    let victim = walkdir::WalkDir::new(data.join("base"))
+        .into_iter()
+        .flatten()
+        .find(|e| e.file_type().is_file() && e.metadata().unwrap().len() >= 8192)
+        .unwrap()
+        .into_path();
+    let mut bytes = std::fs::read(&victim).unwrap();
+    bytes[100] ^= 0xff;
+    std::fs::write(&victim, bytes).unwrap();
+    let r = same(&env, SYS_PATH, &["verify", "pg", "latest"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("checksum mismatch"), "{}", r.stderr);
 }
