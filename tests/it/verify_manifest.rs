@@ -1,4 +1,4 @@
-//! `generate-manifest` and `verify-backup`,
+//! `generate-manifest`, `verify-backup` and the catalog lines of `status`,
 //! run side by side with real Barman 3.19.1 on the same catalog: the same
 //! messages, exit statuses and (for generate-manifest) the same manifest
 //! bytes; pg_verifybackup accepts what either generates.
@@ -227,6 +227,75 @@ fn verify_backup_like_barman() {
     same(&env, SYS_PATH, &["verify", "nosuch", "latest"]);
 }
 
+/// status' catalog lines: DONE backups counted, first/last among DONE and
+/// WAITING_FOR_WALS, minimum redundancy against DONE non-incremental ones.
+#[test]
+fn status_counts_backups_like_barman() {
+    let (env, _) = env_with("catalog.after-backups");
+    let r = same(&env, SYS_PATH, &["status", "all"]);
+    assert!(r.stdout.contains(
+        "\tNo. of available backups: 2\n\tFirst available backup: 20261125T031550\n\tLast available backup: 20261125T031632\n\tMinimum redundancy requirements: satisfied (2/1)\n"
+    ), "{}", r.stdout);
+    let edit = |file: &Path, from: &str, to: &str| {
+        let text = std::fs::read_to_string(file).unwrap();
+        assert!(text.contains(from), "{from} in {}", file.display());
+        std::fs::write(file, text.replace(from, to)).unwrap();
+    };
+    let meta = env.home().join("pg/meta");
+    // The newest pg backup waits for WAL, a newer one failed.
+    let newest = meta.join("20261125T031632-backup.info");
+    edit(&newest, "status=DONE", "status=WAITING_FOR_WALS");
+    let failed = std::fs::read_to_string(&newest)
+        .unwrap()
+        .replace("status=WAITING_FOR_WALS", "status=FAILED");
+    std::fs::write(meta.join("20261125T031700-backup.info"), failed).unwrap();
+    // pgr: the newest is incremental; an older legacy one waits for WAL.
+    let pgr = env.home().join("pgr");
+    let inc = pgr.join("meta/20261125T031642-backup.info");
+    edit(
+        &inc,
+        "parent_backup_id=None",
+        "parent_backup_id=20261125T031637",
+    );
+    edit(&inc, "mode=rsync-concurrent", "mode=postgres");
+    let legacy = pgr.join("base/20261125T031500");
+    std::fs::create_dir_all(&legacy).unwrap();
+    let waiting = std::fs::read_to_string(pgr.join("meta/20261125T031637-backup.info"))
+        .unwrap()
+        .replace("status=DONE", "status=WAITING_FOR_WALS");
+    std::fs::write(legacy.join("backup.info"), waiting).unwrap();
+    let r = same(&env, SYS_PATH, &["status", "all"]);
+    assert!(r.stdout.contains(
+        "\tNo. of available backups: 1\n\tFirst available backup: 20261125T031550\n\tLast available backup: 20261125T031632\n\tMinimum redundancy requirements: satisfied (1/1)\n"
+    ), "{}", r.stdout);
+    assert!(r.stdout.contains(
+        "\tNo. of available backups: 2\n\tFirst available backup: 20261125T031500\n\tLast available backup: 20261125T031642\n\tMinimum redundancy requirements: satisfied (1/0)\n"
+    ), "{}", r.stdout);
+    same(&env, SYS_PATH, &["-f", "json", "status", "pg"]);
+    // Below minimum redundancy.
+    edit(
+        &meta.join("20261125T031550-backup.info"),
+        "status=DONE",
+        "status=FAILED",
+    );
+    let r = same(&env, SYS_PATH, &["status", "pg"]);
+    assert!(r.stdout.contains(
+        "\tNo. of available backups: 0\n\tFirst available backup: 20261125T031632\n\tLast available backup: 20261125T031632\n\tMinimum redundancy requirements: FAILED (0/1)\n"
+    ), "{}", r.stdout);
+    // An unreadable backup.info stops status after the lines so far, with
+    // an exception (its wording is the catalog loader's, not Barman's).
+    let oldest = meta.join("20261125T031550-backup.info");
+    let text = std::fs::read_to_string(&oldest).unwrap();
+    std::fs::write(&oldest, text + "garbage line\n").unwrap();
+    let theirs = run(&env, true, SYS_PATH, &["status", "pg"]);
+    let ours = run(&env, false, SYS_PATH, &["status", "pg"]);
+    assert_eq!(ours.stdout, theirs.stdout);
+    assert_eq!(ours.code, 1);
+    assert_eq!(theirs.code, 1);
+    assert!(ours.stdout.ends_with("\tRetention policies: enforced (mode: auto, retention: REDUNDANCY 2, WAL retention: MAIN)\n"));
+    assert!(ours.stderr.contains("EXCEPTION: ") && ours.stderr.contains("garbage line"));
+}
+
 /// A real PostgreSQL 15 backup taken by barman-rs (local-rsync, with the
 /// PostgreSQL-layout manifest it writes): verified alike by both; its
 /// manifest removed, generated alike by both; verified again; then damaged.
@@ -249,6 +318,21 @@ fn pg_generate_manifest_and_verify_backup_like_barman() {
     assert!(text.contains("\"Path\": \"global/pg_control\""));
     let r = same(&env, SYS_PATH, &["verify", "pg", "latest"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
+
+    // status sees the backup as Barman does (other lines are live values).
+    let lines = |r: &Run| -> Vec<String> {
+        r.stdout
+            .lines()
+            .filter(|l| l.contains("backup") || l.contains("redundancy"))
+            .map(str::to_string)
+            .collect()
+    };
+    let ours = run(&env, false, SYS_PATH, &["status", "pg"]);
+    let theirs = run(&env, true, SYS_PATH, &["status", "pg"]);
+    assert_eq!(lines(&ours), lines(&theirs));
+    assert!(ours
+        .stdout
+        .contains(&format!("\tLast available backup: {id}\n")));
 
     // A damaged relation file.
     let victim = walkdir::WalkDir::new(data.join("base"))
