@@ -375,10 +375,22 @@ pub enum Command {
         /// Specifies the backup ID.
         backup_id: String,
     },
-    #[command(name = "verify-backup", visible_alias = "verify", hide = true)]
-    VerifyBackup(NotYet),
-    #[command(name = "generate-manifest", hide = true)]
-    GenerateManifest(NotYet),
+    /// Verify a backup for the given server and backup id.
+    #[command(name = "verify-backup", visible_alias = "verify")]
+    VerifyBackup {
+        /// Specifies the server name for the command.
+        server_name: String,
+        /// Specifies the backup ID.
+        backup_id: String,
+    },
+    /// Generate a manifest-backup for the given server and backup id.
+    #[command(name = "generate-manifest")]
+    GenerateManifest {
+        /// Specifies the server name for the command.
+        server_name: String,
+        /// Specifies the backup ID.
+        backup_id: String,
+    },
     #[command(visible_alias = "recover", hide = true)]
     Restore(NotYet),
     #[command(name = "check-wal-archive", hide = true)]
@@ -400,8 +412,6 @@ impl Command {
     pub fn not_yet(&self) -> Option<&'static str> {
         Some(match self {
             Command::ReceiveWal(_) => "receive-wal",
-            Command::VerifyBackup(_) => "verify-backup",
-            Command::GenerateManifest(_) => "generate-manifest",
             Command::Restore(_) => "restore",
             Command::CheckWalArchive(_) => "check-wal-archive",
             Command::ReplicationStatus(_) => "replication-status",

@@ -11,6 +11,7 @@
 //! replaced atomically and fsynced at every state change, so a crash leaves
 //! a backup that reads as STARTED (or FAILED), never as DONE.
 
+pub mod barman_manifest;
 pub mod exclude;
 pub mod label;
 pub mod local;

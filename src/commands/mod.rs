@@ -9,6 +9,7 @@ mod check_backup;
 mod cron;
 mod delete;
 mod diagnose;
+mod generate_manifest;
 mod get_wal;
 mod keep;
 mod list_backups;
@@ -20,6 +21,7 @@ mod show_backup;
 mod show_servers;
 mod status;
 mod switch_wal;
+mod verify_backup;
 
 use crate::cli::Command;
 use crate::config::{Config, ServerConfig};
@@ -243,6 +245,14 @@ pub fn run(ctx: &mut Ctx, command: Command) -> i32 {
             server_name,
             backup_id,
         } => check_backup::run(ctx, &server_name, &backup_id),
+        Command::VerifyBackup {
+            server_name,
+            backup_id,
+        } => verify_backup::run(ctx, &server_name, &backup_id),
+        Command::GenerateManifest {
+            server_name,
+            backup_id,
+        } => generate_manifest::run(ctx, &server_name, &backup_id),
         Command::Cron { keep_descriptors } => cron::run(ctx, keep_descriptors),
         Command::RebuildXlogdb(s) => rebuild_xlogdb::run(ctx, &s.server_name),
         Command::GetWal(args) => get_wal::run(ctx, args),

@@ -6,6 +6,10 @@ use std::time::Duration;
 use serde_json::{json, Map, Value as J};
 
 use super::Ctx;
+use crate::catalog::backup_ext::{backup_type, copy_done};
+use crate::catalog::backups::{self, Backup};
+use crate::catalog::ServerCatalog;
+use crate::config::ServerConfig;
 use crate::output::pretty_size;
 use crate::server::Remote;
 
@@ -21,7 +25,7 @@ pub fn run(ctx: &mut Ctx, names: &[String]) {
         let timeout =
             Duration::from_secs(cfg.get_int("check_timeout").unwrap_or(30).clamp(1, 30) as u64);
         let remote = Remote::fetch(&cfg, timeout);
-        let mut rows: Vec<(&str, &str, String)> = Vec::new();
+        let mut rows: Vec<Row> = Vec::new();
         let yes_no = |b: bool| if b { "True" } else { "False" }.to_string();
         rows.push((
             "description",
@@ -101,31 +105,92 @@ pub fn run(ctx: &mut Ctx, names: &[String]) {
             None => "not enforced".into(),
         };
         rows.push(("retention_policies", "Retention policies", retention));
-        rows.push(("backups_number", "No. of available backups", "0".into()));
-        rows.push(("first_backup", "First available backup", "None".into()));
-        rows.push(("last_backup", "Last available backup", "None".into()));
-        let mr = cfg.minimum_redundancy();
-        let verdict = if 0 >= mr { "satisfied" } else { "FAILED" };
-        rows.push((
-            "minimum_redundancy",
-            "Minimum redundancy requirements",
-            format!("{verdict} (0/{mr})"),
-        ));
+        match backups::load(&ServerCatalog::new(&cfg)) {
+            Ok(list) => catalog_rows(&mut rows, &BackupCounts::of(&list), &cfg),
+            Err(e) => {
+                // Barman has printed the lines so far when an unreadable
+                // backup.info stops it.
+                emit(ctx, &name, &rows);
+                ctx.out
+                    .exception(&format!("{e}\nSee log file for more details."));
+                return;
+            }
+        }
+        emit(ctx, &name, &rows);
+    }
+}
 
-        if ctx.out.is_json() {
-            let mut obj = Map::new();
-            for (key, label, value) in &rows {
-                obj.insert(
-                    key.to_string(),
-                    json!({"description": label, "message": value}),
-                );
-            }
-            ctx.out.json_set(&name, J::Object(obj));
-        } else {
-            ctx.out.info_nolog(&format!("Server {name}:"));
-            for (_, label, value) in &rows {
-                ctx.out.info_nolog(&format!("\t{label}: {value}"));
-            }
+/// `No. of available backups` to `Minimum redundancy requirements`.
+fn catalog_rows(rows: &mut Vec<Row>, counts: &BackupCounts, cfg: &ServerConfig) {
+    rows.push((
+        "backups_number",
+        "No. of available backups",
+        counts.done.to_string(),
+    ));
+    let or_none = |id: &Option<String>| id.clone().unwrap_or_else(|| "None".into());
+    rows.push((
+        "first_backup",
+        "First available backup",
+        or_none(&counts.first),
+    ));
+    rows.push((
+        "last_backup",
+        "Last available backup",
+        or_none(&counts.last),
+    ));
+    let mr = cfg.minimum_redundancy();
+    let n = counts.done_not_incremental;
+    let verdict = if n < mr { "FAILED" } else { "satisfied" };
+    rows.push((
+        "minimum_redundancy",
+        "Minimum redundancy requirements",
+        format!("{verdict} ({n}/{mr})"),
+    ));
+}
+
+type Row = (&'static str, &'static str, String);
+
+fn emit(ctx: &mut Ctx, name: &str, rows: &[Row]) {
+    if ctx.out.is_json() {
+        let mut obj = Map::new();
+        for (key, label, value) in rows {
+            obj.insert(
+                key.to_string(),
+                json!({"description": label, "message": value}),
+            );
+        }
+        ctx.out.json_set(name, J::Object(obj));
+    } else {
+        ctx.out.info_nolog(&format!("Server {name}:"));
+        for (_, label, value) in rows {
+            ctx.out.info_nolog(&format!("\t{label}: {value}"));
+        }
+    }
+}
+
+/// The catalog lines of Barman's `BackupManager.status`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BackupCounts {
+    /// Backups whose status is DONE (WAITING_FOR_WALS ones are not counted).
+    pub done: usize,
+    /// Lowest and highest ID among DONE and WAITING_FOR_WALS backups
+    /// (Barman's default status filter).
+    pub first: Option<String>,
+    pub last: Option<String>,
+    /// DONE backups that are not incremental (full, rsync, snapshot): what
+    /// minimum_redundancy is checked against.
+    pub done_not_incremental: i64,
+}
+
+impl BackupCounts {
+    pub fn of(list: &[Backup]) -> BackupCounts {
+        let done = || list.iter().filter(|b| b.info.status() == "DONE");
+        let available = list.iter().filter(|b| copy_done(b)).map(|b| &b.id);
+        BackupCounts {
+            done: done().count(),
+            first: available.clone().min().cloned(),
+            last: available.max().cloned(),
+            done_not_incremental: done().filter(|b| backup_type(b) != "incremental").count() as i64,
         }
     }
 }

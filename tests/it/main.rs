@@ -13,4 +13,5 @@ mod interop;
 mod pg_backup;
 mod pg_check;
 mod pg_wal;
+mod verify_manifest;
 mod wal_intake;

@@ -23,7 +23,7 @@ fn mkdir_postgres(dir: &Path) {
 
 /// A cluster archiving into `<cluster>/incoming`, with a tablespace and a
 /// pgbench database, and a barman configuration with `server` lines.
-fn setup(checksums: bool, server: &str) -> (PgCluster, TestEnv) {
+pub(crate) fn setup(checksums: bool, server: &str) -> (PgCluster, TestEnv) {
     let env = TestEnv::new();
     let pg = PgCluster::start_with(
         "bk",
@@ -72,7 +72,7 @@ fn load(pg: &PgCluster, secs: u32) -> Child {
         .unwrap()
 }
 
-fn only_backup(env: &TestEnv) -> (String, PathBuf) {
+pub(crate) fn only_backup(env: &TestEnv) -> (String, PathBuf) {
     let meta = env.home().join("pg/meta");
     let mut ids: Vec<String> = std::fs::read_dir(&meta)
         .unwrap()
