@@ -73,7 +73,12 @@ barman_opts() {
 run_barman_backup() { # run_barman_backup BINARY CONFIG
     local bin=$1 cfg=$2 id status opts
     mapfile -t opts < <(barman_opts "$cfg")
-    barman_backup_conf "${opts[0]#backup_method = }" "${opts[@]:1}"
+    if [[ $cfg == local-rsync:* || $cfg == reuse:* ]]; then
+        # Barman refuses ssh_command with local-rsync.
+        SSH_CMD="" barman_backup_conf "${opts[0]#backup_method = }" "${opts[@]:1}"
+    else
+        barman_backup_conf "${opts[0]#backup_method = }" "${opts[@]:1}"
+    fi
     local first=""
     if [[ $cfg == reuse:* ]]; then
         as_bench "$bin" -c "$BCONF" -q backup --wait --wait-timeout 600 pg >/dev/null
