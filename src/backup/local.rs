@@ -339,7 +339,8 @@ fn copy_all(
 ) -> Result<(), String> {
     let mut failure = None;
     pipeline::run(
-        Width::new(jobs),
+        // Twice the jobs in threads: one waits on fsync while another copies.
+        Width::new(jobs * 2),
         tasks,
         Vec::new,
         |buf: &mut Vec<u8>, t: &Task| copy_one(buf, t, rules),
