@@ -14,7 +14,7 @@ JOBS=${JOBS:-2}
 BIN=/usr/lib/postgresql/15/bin
 W=$(mktemp -d /var/tmp/barman-rs-many-files.XXXXXX)
 chown postgres: "$W"
-trap 'runuser -u postgres -- $BIN/pg_ctl -D $W/data -m immediate stop >/dev/null 2>&1 || true; rm -rf "$W"' EXIT
+trap 'runuser -u postgres -- $BIN/pg_ctl -D $W/data -m immediate stop >/dev/null 2>&1 || true; [[ -n ${KEEP:-} ]] || rm -rf "$W"' EXIT
 runuser -u postgres -- $BIN/initdb -A trust -U postgres -D "$W/data" >/dev/null
 cat >>"$W/data/postgresql.conf" <<CONF
 listen_addresses = ''
@@ -24,7 +24,7 @@ wal_level = replica
 archive_mode = on
 archive_command = 'cp %p $W/incoming/.%f && mv $W/incoming/.%f $W/incoming/%f'
 CONF
-mkdir -p "$W/incoming" && chown postgres: "$W/incoming"
+mkdir -p "$W/incoming" "$W/home" && chown postgres: "$W/incoming"
 runuser -u postgres -- $BIN/pg_ctl -w -D "$W/data" -l "$W/log" start >/dev/null
 # Extra relation-like files in a scratch directory of database 1 (template1).
 d="$W/data/base/1"
