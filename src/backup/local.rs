@@ -20,7 +20,7 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use super::manifest::{self, FileEntry, Manifest, WalRange};
+use super::manifest::{self, FileEntry, WalRange};
 use super::page::{self, BLCKSZ, RELSEG_SIZE};
 use super::{exclude, Failure, Job};
 use crate::pipeline::{self, Width};
@@ -236,32 +236,27 @@ struct Tree {
     is_pgdata: bool,
 }
 
-/// Walks `tree`, creating its directories in the destination, and returns
-/// the files to copy (in name order) plus the directories to fsync.
-fn walk(
-    tree: &Tree,
-    major: &str,
-    protected: &[Vec<String>],
+/// Walks the trees lazily, creating each directory in the destination as
+/// it is met (directories come before their files), and yields the files
+/// to copy in name order. Lazy, so memory does not grow with the file
+/// count: the pipeline pulls tasks as its window frees.
+struct Walker<'a> {
+    trees: std::slice::Iter<'a, Tree>,
+    current: Option<(&'a Tree, walkdir::IntoIter)>,
+    major: String,
+    protected: Vec<Vec<String>>,
     checksums: bool,
-    dirs: &mut Vec<PathBuf>,
-) -> Result<Vec<Task>, String> {
-    let mut tasks = Vec::new();
-    let mut it = walkdir::WalkDir::new(&tree.src)
-        .follow_links(true)
-        .sort_by_file_name()
-        .into_iter();
-    while let Some(entry) = it.next() {
-        let entry = match entry {
-            Ok(e) => e,
-            // Vanished while walking: nothing to copy.
-            Err(e)
-                if e.io_error()
-                    .is_some_and(|i| i.kind() == io::ErrorKind::NotFound) =>
-            {
-                continue
-            }
-            Err(e) => return Err(e.to_string()),
-        };
+    /// Directories created, fsynced once the copy is over.
+    dirs: &'a std::sync::Mutex<Vec<PathBuf>>,
+}
+
+impl Walker<'_> {
+    fn step(
+        &mut self,
+        tree: &Tree,
+        entry: walkdir::DirEntry,
+        skip_dir: &mut bool,
+    ) -> Result<Option<Task>, String> {
         let rel_path = entry
             .path()
             .strip_prefix(&tree.src)
@@ -272,15 +267,13 @@ fn walk(
             .filter_map(|c| c.as_os_str().to_str())
             .collect();
         let skip = if tree.is_pgdata {
-            exclude::excluded_pgdata(&rel, protected)
+            exclude::excluded_pgdata(&rel, &self.protected)
         } else {
-            !exclude::included_tablespace(&rel, major)
+            !exclude::included_tablespace(&rel, &self.major)
         };
         if skip {
-            if entry.file_type().is_dir() {
-                it.skip_current_dir();
-            }
-            continue;
+            *skip_dir = entry.file_type().is_dir();
+            return Ok(None);
         }
         let dest = tree.dest.join(&rel_path);
         if entry.file_type().is_dir() {
@@ -288,11 +281,14 @@ fn walk(
             fs::create_dir_all(&dest).map_err(|e| format!("{}: {e}", dest.display()))?;
             fs::set_permissions(&dest, fs::Permissions::from_mode(mode | 0o700))
                 .map_err(|e| format!("{}: {e}", dest.display()))?;
-            dirs.push(dest);
-            continue;
+            self.dirs
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(dest);
+            return Ok(None);
         }
         if !entry.file_type().is_file() {
-            continue;
+            return Ok(None);
         }
         let name = rel.last().copied().unwrap_or_default();
         // Relation files live under base/, global/ or a tablespace's
@@ -302,11 +298,11 @@ fn walk(
         } else {
             true
         };
-        let first_block = (checksums && in_relation_dir)
+        let first_block = (self.checksums && in_relation_dir)
             .then(|| page::relation_segment(name))
             .flatten()
             .map(|seg| seg * RELSEG_SIZE);
-        tasks.push(Task {
+        Ok(Some(Task {
             src: entry.path().to_path_buf(),
             dest,
             manifest_path: tree
@@ -315,15 +311,64 @@ fn walk(
                 .map(|p| format!("{p}{}", rel.join("/"))),
             first_block,
             previous: tree.previous.as_ref().map(|p| p.join(&rel_path)),
-        });
+        }))
     }
-    Ok(tasks)
+}
+
+impl Iterator for Walker<'_> {
+    type Item = Result<Task, String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if self.current.is_none() {
+                let tree = self.trees.next()?;
+                if let Err(e) = fs::create_dir_all(&tree.dest) {
+                    return Some(Err(format!("{}: {e}", tree.dest.display())));
+                }
+                let it = walkdir::WalkDir::new(&tree.src)
+                    .follow_links(true)
+                    .sort_by_file_name()
+                    .into_iter();
+                self.current = Some((tree, it));
+            }
+            let (tree, it) = self.current.as_mut().expect("set above");
+            let tree: &Tree = tree;
+            let entry = match it.next() {
+                None => {
+                    self.current = None;
+                    continue;
+                }
+                Some(Ok(e)) => e,
+                // Vanished while walking: nothing to copy.
+                Some(Err(e))
+                    if e.io_error()
+                        .is_some_and(|i| i.kind() == io::ErrorKind::NotFound) =>
+                {
+                    continue
+                }
+                Some(Err(e)) => return Some(Err(e.to_string())),
+            };
+            let mut skip_dir = false;
+            let r = self.step(tree, entry, &mut skip_dir);
+            if skip_dir {
+                if let Some((_, it)) = self.current.as_mut() {
+                    it.skip_current_dir();
+                }
+            }
+            match r {
+                Ok(None) => continue,
+                Ok(Some(t)) => return Some(Ok(t)),
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
 }
 
 /// What the copy found, for the messages and backup.info.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct CopyReport {
-    pub files: Vec<FileEntry>,
+    /// The backup_manifest being written (data/ files only).
+    pub manifest: Option<manifest::Writer>,
     pub bytes: u64,
     pub reused: u64,
     pub bad_pages: Vec<(String, u64)>,
@@ -331,7 +376,7 @@ pub struct CopyReport {
 
 /// Copies every task through the pipeline; the first error stops the run.
 fn copy_all(
-    tasks: Vec<Task>,
+    tasks: impl Iterator<Item = Result<Task, String>> + Send,
     jobs: usize,
     rules: &Rules,
     report: &mut CopyReport,
@@ -343,9 +388,13 @@ fn copy_all(
         Width::new(jobs * 2),
         tasks,
         Vec::new,
-        |buf: &mut Vec<u8>, t: &Task| copy_one(buf, t, rules),
+        |buf: &mut Vec<u8>, t: &Result<Task, String>| match t {
+            Ok(t) => copy_one(buf, t, rules),
+            Err(e) => Err(e.clone()),
+        },
         |batch| {
             for (task, result) in batch {
+                let task = task.expect("an Err task yields an Err result");
                 match result {
                     Ok(c) if c.vanished => {
                         log::debug!("{} vanished during the copy", task.src.display());
@@ -363,13 +412,17 @@ fn copy_all(
                         for b in &c.bad_blocks {
                             report.bad_pages.push((shown.clone(), *b));
                         }
-                        if let Some(p) = task.manifest_path {
-                            report.files.push(FileEntry {
+                        if let (Some(p), Some(m)) = (task.manifest_path, report.manifest.as_mut()) {
+                            let entry = FileEntry {
                                 path: p,
                                 size: c.size,
                                 mtime: c.mtime,
                                 crc32c: Some(c.crc),
-                            });
+                            };
+                            if let Err(e) = m.add(&entry) {
+                                failure = Some(format!("backup_manifest: {e}"));
+                                return ControlFlow::Break(());
+                            }
                         }
                     }
                     Err(e) => {
@@ -420,6 +473,9 @@ pub fn run(job: &mut Job<'_>, action: &mut String) -> Result<bool, Failure> {
 
     // From here on, whatever happens, PostgreSQL is told the backup ended.
     let copied = copy_phase(job, action, &meta);
+    if copied.is_err() {
+        job.out.error(&format!("The backup has failed {action}"));
+    }
     job.out
         .info("Asking PostgreSQL server to finalize the backup.");
     let stop = session.backup_stop();
@@ -438,27 +494,23 @@ pub fn run(job: &mut Job<'_>, action: &mut String) -> Result<bool, Failure> {
     let label_path = data.join("backup_label");
     write_synced(&label_path, label_text.as_bytes(), 0o644).map_err(|e| Failure::new(action, e))?;
 
-    // The manifest, as pg_basebackup would have written it.
-    let mut files = copied.files;
+    // The manifest, as pg_basebackup would have written it: the label last.
     let lm = fs::metadata(&label_path).map_err(|e| Failure::new(action, e))?;
-    files.push(FileEntry {
-        path: "backup_label".into(),
-        size: lm.len(),
-        mtime: lm.mtime(),
-        crc32c: Some(crc32c::crc32c(label_text.as_bytes())),
-    });
-    files.sort_by(|a, b| a.path.cmp(&b.path));
     let tli = job.info.get_int("timeline").unwrap_or(1) as u32;
     let range = WalRange {
         timeline: tli,
         start_lsn: job.info.get("begin_xlog").and_then(parse_lsn).unwrap_or(0),
         end_lsn: job.info.get("end_xlog").and_then(parse_lsn).unwrap_or(0),
     };
-    let text = manifest::render(&Manifest {
-        files,
-        wal_ranges: vec![range],
-    });
-    write_synced(&data.join("backup_manifest"), text.as_bytes(), 0o644)
+    let mut writer = copied.manifest.expect("created by the copy");
+    writer
+        .add(&FileEntry {
+            path: "backup_label".into(),
+            size: lm.len(),
+            mtime: lm.mtime(),
+            crc32c: Some(crc32c::crc32c(label_text.as_bytes())),
+        })
+        .and_then(|_| writer.finish(&[range]))
         .map_err(|e| Failure::new("writing the backup manifest", e))?;
     crate::durable::sync_dir(&data).map_err(|e| Failure::new(action, e))?;
     session.create_restore_point(&format!("barman_{}", job.id));
@@ -536,12 +588,8 @@ fn copy_phase(
         is_pgdata: true,
     });
     let fail = |e: String| Failure::new("copying files", format!("data transfer failure\n{e}"));
-    let mut tasks = Vec::new();
-    for t in &trees {
-        fs::create_dir_all(&t.dest).map_err(|e| fail(format!("{}: {e}", t.dest.display())))?;
-        tasks.extend(walk(t, &major, &protected, checksums, &mut dirs).map_err(fail)?);
-    }
     // Configuration files outside PGDATA land in data/ by name.
+    let mut extra = Vec::new();
     for f in [&meta.config_file, &meta.hba_file, &meta.ident_file]
         .into_iter()
         .flatten()
@@ -551,29 +599,54 @@ fn copy_phase(
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            tasks.push(Task {
+            extra.push(Ok(Task {
                 src: PathBuf::from(f),
                 dest: data.join(&name),
                 manifest_path: Some(name),
                 first_block: None,
                 previous: None,
-            });
+            }));
         }
     }
+    let created = std::sync::Mutex::new(std::mem::take(&mut dirs));
+    let walker = |trees| Walker {
+        trees,
+        current: None,
+        major: major.clone(),
+        protected: protected.clone(),
+        checksums,
+        dirs: &created,
+    };
+    // The bar needs a total: one extra stat-only walk, on a terminal only.
+    let total: u64 = if job.options.progress {
+        let dummy = std::sync::Mutex::new(Vec::new());
+        let mut w = walker(trees.iter());
+        w.dirs = &dummy;
+        w.flatten()
+            .filter_map(|t| fs::metadata(&t.src).ok())
+            .map(|m| m.len())
+            .sum()
+    } else {
+        0
+    };
     let analysis_time = analysis.elapsed().as_secs_f64();
-    let total: u64 = tasks
-        .iter()
-        .filter_map(|t| fs::metadata(&t.src).ok())
-        .map(|m| m.len())
-        .sum();
     let bar = progress_bar(job.options.progress, total);
     let tick = |n: u64| {
         if let Some(b) = &bar {
             b.inc(n);
         }
     };
-    let mut report = CopyReport::default();
+    fs::create_dir_all(&data).map_err(|e| fail(format!("{}: {e}", data.display())))?;
+    let mut report = CopyReport {
+        manifest: Some(
+            manifest::Writer::create(&data.join("backup_manifest"))
+                .map_err(|e| fail(format!("{}: {e}", data.join("backup_manifest").display())))?,
+        ),
+        ..CopyReport::default()
+    };
+    let tasks = walker(trees.iter()).chain(extra);
     copy_all(tasks, job.plan.jobs, &rules, &mut report, &tick).map_err(fail)?;
+    let mut dirs = created.into_inner().unwrap_or_else(|p| p.into_inner());
     // pg_control last: it says where replay starts.
     let control = Task {
         src: PathBuf::from(&meta.data_directory).join("global/pg_control"),
@@ -582,7 +655,7 @@ fn copy_phase(
         first_block: None,
         previous: None,
     };
-    copy_all(vec![control], 1, &rules, &mut report, &tick).map_err(fail)?;
+    copy_all(std::iter::once(Ok(control)), 1, &rules, &mut report, &tick).map_err(fail)?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }

@@ -73,28 +73,30 @@ fn gmt(mtime: i64) -> String {
         .unwrap_or_else(|_| "1970-01-01 00:00:00 GMT".into())
 }
 
-/// The manifest text, byte for byte as PostgreSQL lays it out.
-pub fn render(m: &Manifest) -> String {
-    let mut s = String::from("{ \"PostgreSQL-Backup-Manifest-Version\": 1,\n\"Files\": [");
-    for (i, f) in m.files.iter().enumerate() {
-        s.push_str(if i == 0 { "\n" } else { ",\n" });
+/// One file's line (without the separator before it).
+fn file_line(f: &FileEntry) -> String {
+    let mut s = format!(
+        "{{ \"Path\": {}, \"Size\": {}, \"Last-Modified\": \"{}\"",
+        json_str(&f.path),
+        f.size,
+        gmt(f.mtime)
+    );
+    if let Some(c) = f.crc32c {
+        // PostgreSQL hex-encodes the CRC's bytes in memory order.
         s.push_str(&format!(
-            "{{ \"Path\": {}, \"Size\": {}, \"Last-Modified\": \"{}\"",
-            json_str(&f.path),
-            f.size,
-            gmt(f.mtime)
+            ", \"Checksum-Algorithm\": \"CRC32C\", \"Checksum\": \"{}\"",
+            hex(&c.to_le_bytes())
         ));
-        if let Some(c) = f.crc32c {
-            // PostgreSQL hex-encodes the CRC's bytes in memory order.
-            s.push_str(&format!(
-                ", \"Checksum-Algorithm\": \"CRC32C\", \"Checksum\": \"{}\"",
-                hex(&c.to_le_bytes())
-            ));
-        }
-        s.push_str(" }");
     }
-    s.push_str("\n],\n\"WAL-Ranges\": [\n");
-    for (i, r) in m.wal_ranges.iter().enumerate() {
+    s.push_str(" }");
+    s
+}
+
+const HEADER: &str = "{ \"PostgreSQL-Backup-Manifest-Version\": 1,\n\"Files\": [";
+
+fn footer(ranges: &[WalRange]) -> String {
+    let mut s = String::from("\n],\n\"WAL-Ranges\": [\n");
+    for (i, r) in ranges.iter().enumerate() {
         if i > 0 {
             s.push_str(",\n");
         }
@@ -106,9 +108,73 @@ pub fn render(m: &Manifest) -> String {
         ));
     }
     s.push_str("\n],\n");
+    s
+}
+
+/// The manifest text, byte for byte as PostgreSQL lays it out.
+pub fn render(m: &Manifest) -> String {
+    let mut s = String::from(HEADER);
+    for (i, f) in m.files.iter().enumerate() {
+        s.push_str(if i == 0 { "\n" } else { ",\n" });
+        s.push_str(&file_line(f));
+    }
+    s.push_str(&footer(&m.wal_ranges));
     let sum = Sha256::digest(s.as_bytes());
     s.push_str(&format!("\"Manifest-Checksum\": \"{}\"}}\n", hex(&sum)));
     s
+}
+
+/// Writes a manifest file by file as a copy goes, so memory does not grow
+/// with the number of files: a staged file in the target directory, hashed
+/// as written, fsynced and renamed into place by [`Writer::finish`].
+pub struct Writer {
+    staged: crate::durable::Staged,
+    out: std::io::BufWriter<std::fs::File>,
+    sha: Sha256,
+    first: bool,
+}
+
+impl Writer {
+    pub fn create(target: &std::path::Path) -> std::io::Result<Writer> {
+        let mut staged = crate::durable::Staged::create(target, "manifest", 0o644)?;
+        let file = staged.file().try_clone()?;
+        let mut w = Writer {
+            staged,
+            out: std::io::BufWriter::new(file),
+            sha: Sha256::new(),
+            first: true,
+        };
+        w.put(HEADER)?;
+        Ok(w)
+    }
+
+    fn put(&mut self, text: &str) -> std::io::Result<()> {
+        use std::io::Write;
+        self.sha.update(text.as_bytes());
+        self.out.write_all(text.as_bytes())
+    }
+
+    pub fn add(&mut self, f: &FileEntry) -> std::io::Result<()> {
+        let sep = if self.first { "\n" } else { ",\n" };
+        self.first = false;
+        self.put(sep)?;
+        self.put(&file_line(f))
+    }
+
+    /// Ends the manifest, fsyncs it and renames it into place (never over
+    /// an existing file).
+    pub fn finish(mut self, ranges: &[WalRange]) -> std::io::Result<()> {
+        use std::io::Write;
+        self.put(&footer(ranges))?;
+        let sum = self.sha.clone().finalize();
+        self.out
+            .write_all(format!("\"Manifest-Checksum\": \"{}\"}}\n", hex(&sum)).as_bytes())?;
+        self.out.flush()?;
+        self.staged.file().sync_all()?;
+        let target = self.staged.target().to_path_buf();
+        self.staged.commit()?;
+        crate::durable::sync_dir(crate::durable::parent(&target))
+    }
 }
 
 fn hex(b: &[u8]) -> String {
