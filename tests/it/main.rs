@@ -12,5 +12,6 @@ mod golden;
 mod interop;
 mod pg_backup;
 mod pg_check;
+mod pg_interop_backup;
 mod pg_wal;
 mod wal_intake;
