@@ -1,8 +1,8 @@
 //! The interop gate for backups, against a real PostgreSQL 15 under
 //! pgbench load and real Barman 3.19.1 sharing one configuration file and
 //! one catalog: Barman lists, shows and recovers what barman-rs backed up
-//! (local-rsync and postgres), and the recovered cluster starts with the
-//! rows written before the backup; barman-rs lists, shows and deletes what
+//! (local-rsync with 2 jobs, postgres plain and gzip tar), and the
+//! recovered cluster starts with the rows written before the backup; barman-rs lists, shows and deletes what
 //! Barman backed up; barman-rs reuses (links) a Barman backup that has no
 //! backup_manifest, and Barman recovers the result.
 
@@ -185,6 +185,7 @@ fn recover_and_check(
     id: &str,
     tag: &str,
     immediate: bool,
+    extra: &[&str],
     markers: &[(&str, u32)],
 ) {
     let dest = pg.dir.join(format!("rec-{tag}"));
@@ -206,6 +207,7 @@ fn recover_and_check(
     if immediate {
         args.extend(["--target-immediate", "--target-action", "promote"]);
     }
+    args.extend(extra);
     let out = py_ok(env, &args);
     assert!(
         out.contains(&format!(
@@ -404,7 +406,7 @@ fn same_shape(theirs: &str, ours: &str) {
     }
 }
 
-const RSYNC: &str = "backup_method = local-rsync\nreuse_backup = link\n";
+const RSYNC: &str = "backup_method = local-rsync\nreuse_backup = link\nparallel_jobs = 2\n";
 const POSTGRES: &str = "backup_method = postgres\n";
 
 #[test]
@@ -440,6 +442,7 @@ fn pg_interop_barman_recovers_our_backups() {
         &rsync_id,
         "rsync",
         true,
+        &[],
         &[("rsync", 777), ("postgres", 0)],
     );
     recover_and_check(
@@ -448,6 +451,7 @@ fn pg_interop_barman_recovers_our_backups() {
         &pg_id,
         "postgres",
         false,
+        &[],
         &[("rsync", 777), ("postgres", 555)],
     );
     // Barman deletes what we wrote, and the WAL catalog stays whole.
@@ -580,6 +584,42 @@ fn pg_interop_we_link_to_a_barman_backup_and_barman_recovers_it() {
         &ours,
         "linked",
         true,
+        &[],
         &[("theirs", 11), ("ours", 22), ("after", 0)],
+    );
+}
+
+#[test]
+fn pg_interop_barman_recovers_our_compressed_tar_backup() {
+    let (pg, env) = setup(
+        false,
+        "backup_method = postgres\nbackup_compression = gzip\n\
+         backup_compression_format = tar\nbackup_compression_location = client\n",
+    );
+    mark(&pg, "tar", 33);
+    let mut bench = load(&pg, 3);
+    rs_ok(&env, &["backup", "pg", "--wait", "--wait-timeout", "60"]);
+    let _ = bench.wait();
+    let id = new_backup(&env, &[]);
+    let info = info(&env, &id);
+    assert_eq!(field(&info, "status"), "DONE");
+    assert_eq!(field(&info, "compression"), "gzip");
+    let oid = pg.psql("SELECT oid FROM pg_tablespace WHERE spcname = 'tbs'");
+    let data = env.home().join("pg/base").join(&id).join("data");
+    for f in ["base.tar.gz".to_string(), format!("{oid}.tar.gz")] {
+        assert!(data.join(&f).is_file(), "{f}");
+    }
+    barman_sees(&env, &id, "F");
+    mark(&pg, "after", 1);
+    let staging = pg.dir.join("staging");
+    mkdir_postgres(&staging);
+    recover_and_check(
+        &pg,
+        &env,
+        &id,
+        "tar",
+        true,
+        &["--staging-path", staging.to_str().unwrap()],
+        &[("tar", 33), ("after", 0)],
     );
 }
