@@ -406,6 +406,56 @@ fn same_shape(theirs: &str, ours: &str) {
     }
 }
 
+/// Every path under a backup directory with its type and mode.
+fn layout(base: &Path) -> BTreeSet<(String, char, u32)> {
+    walkdir::WalkDir::new(base)
+        .min_depth(1)
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            let rel = e.path().strip_prefix(base).unwrap().display().to_string();
+            let m = e.path().symlink_metadata().unwrap();
+            let kind = if m.is_dir() {
+                'd'
+            } else if m.file_type().is_symlink() {
+                'l'
+            } else {
+                'f'
+            };
+            (rel, kind, m.mode() & 0o7777)
+        })
+        .collect()
+}
+
+/// Barman's rsync layout and ours hold the same directories and files
+/// with the same modes (our backup_manifest aside; relation forks that
+/// autovacuum may create between the two backups aside).
+fn same_layout(theirs: &Path, ours: &Path) {
+    let volatile = |p: &str| {
+        p == "data/backup_manifest"
+            || p.ends_with("_fsm")
+            || p.ends_with("_vm")
+            || p.starts_with("data/pg_stat/")
+            || p.starts_with("data/pg_xact/")
+            || p.starts_with("data/pg_multixact/")
+            || p.starts_with("data/pg_logical/")
+    };
+    let a: BTreeSet<_> = layout(theirs)
+        .into_iter()
+        .filter(|(p, _, _)| !volatile(p))
+        .collect();
+    let b: BTreeSet<_> = layout(ours)
+        .into_iter()
+        .filter(|(p, _, _)| !volatile(p))
+        .collect();
+    let only_theirs: Vec<_> = a.difference(&b).collect();
+    let only_ours: Vec<_> = b.difference(&a).collect();
+    assert!(
+        only_theirs.is_empty() && only_ours.is_empty(),
+        "only in Barman's: {only_theirs:?}\nonly in ours: {only_ours:?}"
+    );
+}
+
 const RSYNC: &str = "backup_method = local-rsync\nreuse_backup = link\nparallel_jobs = 2\n";
 const POSTGRES: &str = "backup_method = postgres\n";
 
@@ -435,6 +485,10 @@ fn pg_interop_barman_recovers_our_backups() {
     py_ok(&env, &["backup", "pg", "--wait", "--wait-timeout", "60"]);
     let theirs = new_backup(&env, &[rsync_id.clone(), pg_id.clone()]);
     same_shape(&info(&env, &theirs), &info(&env, &pg_id));
+    same_layout(
+        &env.home().join("pg/base").join(&theirs),
+        &env.home().join("pg/base").join(&pg_id),
+    );
     // Stopping at the end of the backup: rows written after it are absent.
     recover_and_check(
         &pg,
@@ -577,6 +631,18 @@ fn pg_interop_we_link_to_a_barman_backup_and_barman_recovers_it() {
     assert!(linked > 100, "only {linked} files were linked");
     barman_sees(&env, &ours, "R");
     same_shape(&info(&env, &theirs), &info(&env, &ours));
+    same_layout(
+        &env.home().join("pg/base").join(&theirs),
+        &env.home().join("pg/base").join(&ours),
+    );
+    let mode = |p: PathBuf| std::fs::metadata(p).unwrap().mode() & 0o7777;
+    for rel in ["pg/base/{}", "pg/meta/{}-backup.info"] {
+        assert_eq!(
+            mode(env.home().join(rel.replace("{}", &theirs))),
+            mode(env.home().join(rel.replace("{}", &ours))),
+            "{rel}"
+        );
+    }
     mark(&pg, "after", 1);
     recover_and_check(
         &pg,
