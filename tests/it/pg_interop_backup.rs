@@ -326,6 +326,13 @@ fn barman_sees(env: &TestEnv, id: &str, method_letter: &str) {
         "show-backup {id}"
     );
     list_files_agree(env, id);
+    let ours = env.barman(&["check-backup", "pg", id]);
+    let (code, out, err) = py(env, &["check-backup", "pg", id]);
+    assert_eq!(
+        (ours.code, ours.stdout, ours.stderr),
+        (code, out, err),
+        "check-backup {id}"
+    );
     for want in [
         format!("Backup {id}:"),
         "Server Name            : pg".to_string(),
