@@ -696,3 +696,64 @@ fn pg_interop_barman_recovers_our_compressed_tar_backup() {
         &[("tar", 33), ("after", 0)],
     );
 }
+
+#[test]
+fn pg_interop_barman_reads_and_deletes_our_failed_backup() {
+    let (_pg, env) = setup(false, POSTGRES);
+    // A pg_basebackup that answers --version but fails the copy.
+    let bin = env.root().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let fake = bin.join("pg_basebackup");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\n[ \"$1\" = --version ] && exec /usr/lib/postgresql/15/bin/pg_basebackup --version\n\
+         echo 'pg_basebackup: error: simulated failure' >&2\nexit 1\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    set_method(
+        &env,
+        "path_prefix = /usr/lib/postgresql/15/bin",
+        &format!("path_prefix = {}:/usr/lib/postgresql/15/bin", bin.display()),
+    );
+    let run = env.barman(&["backup", "pg"]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let id = new_backup(&env, &[]);
+    let info = info(&env, &id);
+    assert_eq!(field(&info, "status"), "FAILED", "{info}");
+    let list = py_ok(&env, &["list-backups", "pg"]);
+    assert!(list.starts_with(&format!("pg {id} - F - FAILED")), "{list}");
+    assert_eq!(rs_ok(&env, &["list-backups", "pg"]), list);
+    let show = py_ok(&env, &["show-backup", "pg", &id]);
+    assert!(show.contains("Status                 : FAILED"), "{show}");
+    assert_eq!(rs_ok(&env, &["show-backup", "pg", &id]), show);
+    // Barman failing the same way records the same error.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let (code, out, err) = py(&env, &["backup", "pg"]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    let theirs = new_backup(&env, std::slice::from_ref(&id));
+    let their_info = self::info(&env, &theirs);
+    assert_eq!(field(&their_info, "status"), "FAILED");
+    assert_eq!(
+        field(&info, "error").replace(&id, "<ID>"),
+        field(&their_info, "error").replace(&theirs, "<ID>")
+    );
+    let errors = |text: &str, id: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| l.starts_with("ERROR") || l.starts_with("DETAILS"))
+            .map(|l| l.replace(id, "<ID>"))
+            .collect()
+    };
+    assert!(!errors(&run.stderr, &id).is_empty(), "{}", run.stderr);
+    assert_eq!(errors(&run.stderr, &id), errors(&err, &theirs));
+    assert_eq!(
+        rs_ok(&env, &["list-backups", "pg"]),
+        py_ok(&env, &["list-backups", "pg"])
+    );
+    for id in [&id, &theirs] {
+        let out = py_ok(&env, &["delete", "pg", id]);
+        assert!(out.contains(&format!("Deleted backup {id} ")), "{out}");
+    }
+    assert!(backup_ids(&env).is_empty());
+    assert!(!env.home().join("pg/base").join(&id).exists());
+}
