@@ -757,3 +757,34 @@ fn pg_interop_barman_reads_and_deletes_our_failed_backup() {
     assert!(backup_ids(&env).is_empty());
     assert!(!env.home().join("pg/base").join(&id).exists());
 }
+
+#[test]
+fn pg_interop_we_link_to_a_barman_pg_basebackup_and_barman_recovers_it() {
+    // The previous backup is a pg_basebackup tree: a PostgreSQL manifest
+    // (tablespace files under pg_tblspc/), pg_tblspc/<oid> symlinks, and
+    // file mtimes of the copy, not of the source.
+    let (pg, env) = setup(false, POSTGRES);
+    mark(&pg, "theirs", 5);
+    py_ok(&env, &["backup", "pg", "--wait", "--wait-timeout", "60"]);
+    let theirs = new_backup(&env, &[]);
+    set_method(&env, POSTGRES, RSYNC);
+    mark(&pg, "ours", 6);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let mut bench = load(&pg, 3);
+    let out = rs_ok(&env, &["backup", "pg", "--wait", "--wait-timeout", "60"]);
+    let _ = bench.wait();
+    assert!(out.contains("deduplication ratio)."), "{out}");
+    let ours = new_backup(&env, std::slice::from_ref(&theirs));
+    assert_eq!(field(&info(&env, &ours), "status"), "DONE");
+    barman_sees(&env, &ours, "R");
+    mark(&pg, "after", 1);
+    recover_and_check(
+        &pg,
+        &env,
+        &ours,
+        "linked",
+        true,
+        &[],
+        &[("theirs", 5), ("ours", 6), ("after", 0)],
+    );
+}
