@@ -306,11 +306,29 @@ pub fn major_of(version: &str) -> Option<i64> {
 }
 
 /// PostgreSQL's `2026-11-25 01:03:12.045985+00` as Python prints a
-/// tz-aware datetime: `2026-11-25 01:03:12.045985+00:00`.
+/// tz-aware datetime: `2026-11-25 01:03:12.045985+00:00`. PostgreSQL
+/// drops trailing zeros of the fraction (`12.98215+00`), Python always
+/// prints six digits (`12.982150+00:00`) or none.
 pub fn python_tz_time(pg: &str) -> String {
-    match pg.rfind(['+', '-']) {
-        Some(i) if i > 10 && pg[i + 1..].len() == 2 => format!("{pg}:00"),
-        _ => pg.to_string(),
+    let (time, offset) = match pg.rfind(['+', '-']) {
+        Some(i) if i > 10 => (&pg[..i], &pg[i..]),
+        _ => (pg, ""),
+    };
+    let time = match time.rsplit_once('.') {
+        Some((whole, frac))
+            if whole.len() >= 19
+                && !frac.is_empty()
+                && frac.len() < 6
+                && frac.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            format!("{whole}.{frac:0<6}")
+        }
+        _ => time.to_string(),
+    };
+    if offset.len() == 3 {
+        format!("{time}{offset}:00")
+    } else {
+        format!("{time}{offset}")
     }
 }
 
@@ -423,5 +441,31 @@ fn identify_system(cfg: &ServerConfig, conninfo: &str) -> StreamStatus {
             error: Some(e.to_string()),
             ..Default::default()
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::python_tz_time;
+
+    #[test]
+    fn postgres_timestamps_as_python_prints_them() {
+        assert_eq!(
+            python_tz_time("2026-11-25 01:03:12.045985+00"),
+            "2026-11-25 01:03:12.045985+00:00"
+        );
+        // PostgreSQL trims the fraction's trailing zeros; Python does not.
+        assert_eq!(
+            python_tz_time("2026-11-25 04:25:33.98215+00"),
+            "2026-11-25 04:25:33.982150+00:00"
+        );
+        assert_eq!(
+            python_tz_time("2026-11-25 04:25:33.5-05:30"),
+            "2026-11-25 04:25:33.500000-05:30"
+        );
+        assert_eq!(
+            python_tz_time("2026-11-25 04:25:33+02"),
+            "2026-11-25 04:25:33+02:00"
+        );
     }
 }

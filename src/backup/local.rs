@@ -18,7 +18,7 @@ use std::io::{self, Read, Write};
 use std::ops::ControlFlow;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::manifest::{self, FileEntry, WalRange};
 use super::page::{self, BLCKSZ, RELSEG_SIZE};
@@ -228,6 +228,8 @@ pub fn copy_one(buf: &mut Vec<u8>, task: &Task, rules: &Rules) -> Result<Copied,
 
 /// One tree to copy: a tablespace or PGDATA.
 struct Tree {
+    /// Barman's copy item label: the tablespace name, or "pgdata".
+    label: String,
     src: PathBuf,
     dest: PathBuf,
     /// Manifest prefix ("" for PGDATA; None: not in the manifest).
@@ -375,25 +377,33 @@ pub struct CopyReport {
 }
 
 /// Copies every task through the pipeline; the first error stops the run.
+/// Returns the time the workers spent, summed (Barman's serialized copy
+/// time).
 fn copy_all(
     tasks: impl Iterator<Item = Result<Task, String>> + Send,
     jobs: usize,
     rules: &Rules,
     report: &mut CopyReport,
     progress: &dyn Fn(u64),
-) -> Result<(), String> {
+) -> Result<Duration, String> {
     let mut failure = None;
+    let mut serialized = Duration::ZERO;
     pipeline::run(
         // Twice the jobs in threads: one waits on fsync while another copies.
         Width::new(jobs * 2),
         tasks,
         Vec::new,
-        |buf: &mut Vec<u8>, t: &Result<Task, String>| match t {
-            Ok(t) => copy_one(buf, t, rules),
-            Err(e) => Err(e.clone()),
+        |buf: &mut Vec<u8>, t: &Result<Task, String>| {
+            let started = Instant::now();
+            let result = match t {
+                Ok(t) => copy_one(buf, t, rules),
+                Err(e) => Err(e.clone()),
+            };
+            (result, started.elapsed())
         },
         |batch| {
-            for (task, result) in batch {
+            for (task, (result, took)) in batch {
+                serialized += took;
                 let task = task.expect("an Err task yields an Err result");
                 match result {
                     Ok(c) if c.vanished => {
@@ -436,7 +446,7 @@ fn copy_all(
     );
     match failure {
         Some(e) => Err(e),
-        None => Ok(()),
+        None => Ok(serialized),
     }
 }
 
@@ -567,12 +577,13 @@ fn copy_phase(
     let mut dirs = vec![base.clone()];
     let mut trees = Vec::new();
     let mut protected: Vec<Vec<String>> = Vec::new();
-    for (_, oid, loc) in &meta.tablespaces {
+    for (name, oid, loc) in &meta.tablespaces {
         if let Some(inside) = loc.strip_prefix(&format!("{}/", meta.data_directory)) {
             protected.push(inside.split('/').map(str::to_string).collect());
         }
         protected.push(vec!["pg_tblspc".into(), oid.to_string()]);
         trees.push(Tree {
+            label: name.clone(),
             src: PathBuf::from(loc),
             dest: base.join(oid.to_string()),
             manifest_prefix: None,
@@ -581,6 +592,7 @@ fn copy_phase(
         });
     }
     trees.push(Tree {
+        label: "pgdata".into(),
         src: PathBuf::from(&meta.data_directory),
         dest: data.clone(),
         manifest_prefix: Some(String::new()),
@@ -590,22 +602,27 @@ fn copy_phase(
     let fail = |e: String| Failure::new("copying files", format!("data transfer failure\n{e}"));
     // Configuration files outside PGDATA land in data/ by name.
     let mut extra = Vec::new();
-    for f in [&meta.config_file, &meta.hba_file, &meta.ident_file]
-        .into_iter()
-        .flatten()
-    {
+    for (kind, f) in [
+        ("config_file", &meta.config_file),
+        ("hba_file", &meta.hba_file),
+        ("ident_file", &meta.ident_file),
+    ] {
+        let Some(f) = f else { continue };
         if !f.starts_with(&format!("{}/", meta.data_directory)) {
             let name = Path::new(f)
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            extra.push(Ok(Task {
-                src: PathBuf::from(f),
-                dest: data.join(&name),
-                manifest_path: Some(name),
-                first_block: None,
-                previous: None,
-            }));
+            extra.push((
+                kind.to_string(),
+                Task {
+                    src: PathBuf::from(f),
+                    dest: data.join(&name),
+                    manifest_path: Some(name),
+                    first_block: None,
+                    previous: None,
+                },
+            ));
         }
     }
     let created = std::sync::Mutex::new(std::mem::take(&mut dirs));
@@ -644,9 +661,26 @@ fn copy_phase(
         ),
         ..CopyReport::default()
     };
-    let tasks = walker(trees.iter()).chain(extra);
-    copy_all(tasks, job.plan.jobs, &rules, &mut report, &tick).map_err(fail)?;
-    let mut dirs = created.into_inner().unwrap_or_else(|p| p.into_inner());
+    // Barman's copy items, in its order: each tablespace, PGDATA, the
+    // configuration files outside PGDATA, pg_control; per item the wall
+    // time and the summed worker time, as Barman's copy_stats report them.
+    // The walk is interleaved with the copy, so there is no separate
+    // analysis time per item.
+    let mut analysis_per_item: Vec<(String, f64)> = Vec::new();
+    let mut copy_per_item: Vec<(String, f64, f64)> = Vec::new();
+    let copying = Instant::now();
+    for tree in &trees {
+        let started = Instant::now();
+        let tasks = walker(std::slice::from_ref(tree).iter());
+        let serialized =
+            copy_all(tasks, job.plan.jobs, &rules, &mut report, &tick).map_err(fail)?;
+        analysis_per_item.push((tree.label.clone(), 0.0));
+        copy_per_item.push((
+            tree.label.clone(),
+            started.elapsed().as_secs_f64(),
+            serialized.as_secs_f64(),
+        ));
+    }
     // pg_control last: it says where replay starts.
     let control = Task {
         src: PathBuf::from(&meta.data_directory).join("global/pg_control"),
@@ -655,7 +689,18 @@ fn copy_phase(
         first_block: None,
         previous: None,
     };
-    copy_all(std::iter::once(Ok(control)), 1, &rules, &mut report, &tick).map_err(fail)?;
+    extra.push(("pg_control".into(), control));
+    for (label, task) in extra {
+        let started = Instant::now();
+        let serialized =
+            copy_all(std::iter::once(Ok(task)), 1, &rules, &mut report, &tick).map_err(fail)?;
+        copy_per_item.push((
+            label,
+            started.elapsed().as_secs_f64(),
+            serialized.as_secs_f64(),
+        ));
+    }
+    let copy_time = copying.elapsed().as_secs_f64();
     if let Some(b) = bar {
         b.finish_and_clear();
     }
@@ -685,20 +730,13 @@ fn copy_phase(
         }
     }
     let secs = job.copy_seconds();
-    let stats = [
-        ("copy_time", secs),
-        ("total_time", secs),
-        ("number_of_workers", job.plan.jobs as f64),
-        ("analysis_time", (analysis_time * 1e6).round() / 1e6),
-    ];
-    let mut repr = super::copy_stats_repr(&stats);
-    // number_of_workers is an int in Barman's dict.
-    repr = repr.replace(
-        &format!(
-            "'number_of_workers': {}",
-            crate::output::python_float_repr(job.plan.jobs as f64)
-        ),
-        &format!("'number_of_workers': {}", job.plan.jobs),
+    let mut repr = rsync_copy_stats_repr(
+        secs,
+        job.plan.jobs,
+        &analysis_per_item,
+        &copy_per_item,
+        analysis_time,
+        copy_time,
     );
     if !report.bad_pages.is_empty() {
         let items: Vec<String> = report
@@ -727,4 +765,53 @@ fn progress_bar(enabled: bool, total: u64) -> Option<indicatif::ProgressBar> {
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     Some(bar)
+}
+
+/// Barman's `RsyncCopyController.statistics()` dict, keys in its order.
+fn rsync_copy_stats_repr(
+    total_time: f64,
+    workers: usize,
+    analysis_per_item: &[(String, f64)],
+    copy_per_item: &[(String, f64, f64)],
+    analysis_time: f64,
+    copy_time: f64,
+) -> String {
+    use crate::config::types::python_repr_str;
+    // Python's total_seconds(): microsecond resolution.
+    let secs = |s: f64| crate::output::python_float_repr((s * 1e6).round() / 1e6);
+    let dict = |pairs: Vec<(&str, f64)>| -> String {
+        let items: Vec<String> = pairs
+            .into_iter()
+            .map(|(k, v)| format!("{}: {}", python_repr_str(k), secs(v)))
+            .collect();
+        format!("{{{}}}", items.join(", "))
+    };
+    let serialized: f64 = copy_per_item.iter().map(|(_, _, s)| s).sum();
+    format!(
+        "{{'total_time': {}, 'number_of_workers': {workers}, 'analysis_time_per_item': {}, \
+         'copy_time_per_item': {}, 'serialized_copy_time_per_item': {}, 'analysis_time': {}, \
+         'copy_time': {}, 'serialized_copy_time': {}}}",
+        secs(total_time),
+        dict(
+            analysis_per_item
+                .iter()
+                .map(|(k, v)| (k.as_str(), *v))
+                .collect()
+        ),
+        dict(
+            copy_per_item
+                .iter()
+                .map(|(k, v, _)| (k.as_str(), *v))
+                .collect()
+        ),
+        dict(
+            copy_per_item
+                .iter()
+                .map(|(k, _, s)| (k.as_str(), *s))
+                .collect()
+        ),
+        secs(analysis_time),
+        secs(copy_time),
+        secs(serialized),
+    )
 }

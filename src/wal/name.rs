@@ -112,8 +112,16 @@ pub fn next_segment(log: u32, seg: u32, seg_size: u64) -> (u32, u32) {
 
 /// `%X/%X` → u64 (Barman's `parse_lsn`).
 pub fn parse_lsn(text: &str) -> Option<u64> {
+    // PostgreSQL's pg_lsn_in: each half 1 to 8 hex digits (a wider half
+    // used to overflow the sum, a panic in debug builds; found by fuzzing).
+    let half = |h: &str| -> Option<u64> {
+        if h.is_empty() || h.len() > 8 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        u64::from_str_radix(h, 16).ok()
+    };
     let (hi, lo) = text.split_once('/')?;
-    Some((u64::from_str_radix(hi, 16).ok()? << 32) + u64::from_str_radix(lo, 16).ok()?)
+    Some((half(hi)? << 32) | half(lo)?)
 }
 
 /// u64 → `%X/%X`.
@@ -147,6 +155,10 @@ mod tests {
     #[test]
     fn lsn_helpers_match_barman() {
         assert_eq!(parse_lsn("0/7000100"), Some(0x7000100));
+        assert_eq!(parse_lsn("FFFFFFFF/FFFFFFFF"), Some(u64::MAX));
+        assert_eq!(parse_lsn("1/FFFFFFFFFFFFFFFF"), None);
+        assert_eq!(parse_lsn("1/"), None);
+        assert_eq!(parse_lsn("+1/2"), None);
         assert_eq!(format_lsn(0x1_0700_0100), "1/7000100");
         assert_eq!(
             segment_of(0x7000100, 1, 16 << 20),

@@ -10,7 +10,7 @@ use std::process::Command;
 use crate::harness::TestEnv;
 use crate::wal_intake::{config, put, seg_name, segment, SYSID};
 
-fn python_barman() -> PathBuf {
+pub(crate) fn python_barman() -> PathBuf {
     let path = std::env::var_os("BARMAN_PY_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/opt/barman-rs-peers/barman/bin/barman"));
@@ -22,7 +22,7 @@ fn python_barman() -> PathBuf {
     path
 }
 
-fn barman_py(env: &TestEnv, args: &[&str]) -> std::process::Output {
+pub(crate) fn barman_py(env: &TestEnv, args: &[&str]) -> std::process::Output {
     Command::new(python_barman())
         .arg("-c")
         .arg(env.config_path())

@@ -12,6 +12,7 @@ mod golden;
 mod interop;
 mod pg_backup;
 mod pg_check;
+mod pg_interop_backup;
 mod pg_wal;
 mod verify_manifest;
 mod wal_intake;

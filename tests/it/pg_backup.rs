@@ -12,7 +12,7 @@ use crate::harness::pg::{pg_program, PgCluster};
 use crate::harness::sshd::Sshd;
 use crate::harness::TestEnv;
 
-fn mkdir_postgres(dir: &Path) {
+pub(crate) fn mkdir_postgres(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
     let st = std::process::Command::new("chown")
         .args(["-R", "postgres:postgres", dir.to_str().unwrap()])
@@ -63,7 +63,7 @@ pub(crate) fn setup(checksums: bool, server: &str) -> (PgCluster, TestEnv) {
 }
 
 /// pgbench writing for `secs` seconds while a backup runs.
-fn load(pg: &PgCluster, secs: u32) -> Child {
+pub(crate) fn load(pg: &PgCluster, secs: u32) -> Child {
     pg_program("pgbench")
         .args(["-n", "-c", "2", "-T", &secs.to_string(), &pg.conninfo()])
         .stdout(std::process::Stdio::null())
@@ -89,7 +89,7 @@ pub(crate) fn only_backup(env: &TestEnv) -> (String, PathBuf) {
     (id.clone(), meta.join(format!("{id}-backup.info")))
 }
 
-fn field(info: &str, key: &str) -> String {
+pub(crate) fn field(info: &str, key: &str) -> String {
     info.lines()
         .find_map(|l| l.strip_prefix(&format!("{key}=")))
         .unwrap_or_else(|| panic!("no {key} in\n{info}"))
