@@ -5,6 +5,8 @@
 #                      the native pipeline copy)
 #       reuse:N        local-rsync with reuse_backup = link, timed on an unchanged cluster right
 #                      after an untimed full backup (both deleted afterwards)
+# Every configuration runs with immediate_checkpoint = true, so the figures time the
+# copy, not PostgreSQL's spread checkpoint.
 # Run from the repository: BARMAN_RS=target/release/barman bash benches/backup.sh
 #
 # backup.sh — full base backup of a live cluster, timed per tool and configuration.
@@ -75,9 +77,9 @@ run_barman_backup() { # run_barman_backup BINARY CONFIG
     mapfile -t opts < <(barman_opts "$cfg")
     if [[ $cfg == local-rsync:* || $cfg == reuse:* ]]; then
         # Barman refuses ssh_command with local-rsync.
-        SSH_CMD="" barman_backup_conf "${opts[0]#backup_method = }" "${opts[@]:1}"
+        SSH_CMD="" barman_backup_conf "${opts[0]#backup_method = }" "${opts[@]:1}" "immediate_checkpoint = true"
     else
-        barman_backup_conf "${opts[0]#backup_method = }" "${opts[@]:1}"
+        barman_backup_conf "${opts[0]#backup_method = }" "${opts[@]:1}" "immediate_checkpoint = true"
     fi
     local first=""
     if [[ $cfg == reuse:* ]]; then
