@@ -24,7 +24,7 @@ use super::manifest::{self, FileEntry, WalRange};
 use super::page::{self, BLCKSZ, RELSEG_SIZE};
 use super::{exclude, Failure, Job};
 use crate::pipeline::{self, Width};
-use crate::postgres::session::Session;
+use crate::postgres::session::Metadata;
 use crate::wal::name::parse_lsn;
 
 const CHUNK: usize = 1 << 20;
@@ -466,43 +466,9 @@ fn previous_manifest(data_dir: &Path) -> HashMap<PathBuf, (u64, i64, u32)> {
 /// The local-rsync method. Returns true: every file and directory written
 /// is already fsynced.
 pub fn run(job: &mut Job<'_>, action: &mut String) -> Result<bool, Failure> {
-    *action = "starting backup".into();
-    let conninfo = job.cfg.get_str("conninfo").unwrap_or_default().to_string();
-    let mut session =
-        Session::open(&conninfo, Duration::from_secs(30)).map_err(|e| Failure::new(action, e))?;
-    *action = "detecting data directory".into();
-    let meta = session.metadata().map_err(|e| Failure::new(action, e))?;
-    job.record_metadata(&meta);
-    *action = "issuing start backup command".into();
-    let label = format!("Barman backup {} {}", job.cfg.name, job.id);
-    let start = session
-        .backup_start(&label, job.plan.immediate)
-        .map_err(|e| Failure::new(action, e))?;
-    session.start_keepalive(Duration::from_secs(job.plan.keepalive.max(0) as u64));
-    job.record_start(&start);
-
-    // From here on, whatever happens, PostgreSQL is told the backup ended.
-    let copied = copy_phase(job, action, &meta);
-    if copied.is_err() {
-        job.out.error(&format!("The backup has failed {action}"));
-    }
-    job.out
-        .info("Asking PostgreSQL server to finalize the backup.");
-    let stop = session.backup_stop();
-    let copied = copied?;
-    *action = "issuing stop of the backup".into();
-    let (loc, label_text) =
-        stop.map_err(|e| Failure::new("issuing stop backup command (native concurrent)", e))?;
-    job.set(
-        "backup_label",
-        Some(crate::config::types::python_repr_str(&label_text)),
-    );
-    job.record_stop(&loc);
-    let _ = session.switch_wal();
-    *action = "writing backup label".into();
+    let (session, copied, label_text) = super::concurrent(job, action, copy_phase)?;
     let data = job.data_dir();
     let label_path = data.join("backup_label");
-    write_synced(&label_path, label_text.as_bytes(), 0o644).map_err(|e| Failure::new(action, e))?;
 
     // The manifest, as pg_basebackup would have written it: the label last.
     let lm = fs::metadata(&label_path).map_err(|e| Failure::new(action, e))?;
@@ -527,18 +493,11 @@ pub fn run(job: &mut Job<'_>, action: &mut String) -> Result<bool, Failure> {
     Ok(true)
 }
 
-fn write_synced(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
-    let mut f = File::create(path)?;
-    f.write_all(data)?;
-    f.set_permissions(fs::Permissions::from_mode(mode))?;
-    f.sync_all()
-}
-
 /// Everything between start and stop: the copy itself.
 fn copy_phase(
     job: &mut Job<'_>,
     action: &mut String,
-    meta: &crate::postgres::session::Metadata,
+    meta: &Metadata,
 ) -> Result<CopyReport, Failure> {
     job.save()?;
     job.print_start();
@@ -552,15 +511,7 @@ fn copy_phase(
     job.mark_copy_start();
     let analysis = std::time::Instant::now();
 
-    let previous = job.plan.reuse.as_ref().and_then(|_| job.previous());
-    let prev_base = previous
-        .as_ref()
-        .map(|b| job.cat.basebackups_directory.join(&b.id));
-    let horizon = previous
-        .as_ref()
-        .and_then(|b| b.info.get("begin_time"))
-        .and_then(crate::catalog::retention::parse_time)
-        .map(|t| t.as_second());
+    let (prev_base, horizon) = job.reuse_source();
     let rules = Rules {
         start_lsn: job.info.get("begin_xlog").and_then(parse_lsn).unwrap_or(0),
         horizon,

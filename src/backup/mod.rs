@@ -32,7 +32,7 @@ use crate::config::types::python_repr_str;
 use crate::config::ServerConfig;
 use crate::hooks::Hooks;
 use crate::output::{pretty_size, python_float_repr, Output};
-use crate::postgres::session::{Location, Metadata};
+use crate::postgres::session::{Location, Metadata, Session};
 use crate::wal::archiver::drive;
 use crate::wal::name::{parse_lsn, segment_of};
 
@@ -311,6 +311,21 @@ impl Job<'_> {
         neighbours(&list, &self.id).0.cloned()
     }
 
+    /// With reuse on, the previous backup's directory and its begin time
+    /// (files older than that are judged unchanged by size and mtime).
+    pub fn reuse_source(&self) -> (Option<PathBuf>, Option<i64>) {
+        let previous = self.plan.reuse.as_ref().and_then(|_| self.previous());
+        let base = previous
+            .as_ref()
+            .map(|b| self.cat.basebackups_directory.join(&b.id));
+        let horizon = previous
+            .as_ref()
+            .and_then(|b| b.info.get("begin_time"))
+            .and_then(crate::catalog::retention::parse_time)
+            .map(|t| t.as_second());
+        (base, horizon)
+    }
+
     /// Barman's `_purge_unused_wal_files`: before the first backup, WAL the
     /// server archived earlier is of no use.
     pub fn purge_before_first(&mut self) {
@@ -414,6 +429,63 @@ impl Job<'_> {
         let env: Vec<(&str, String)> = env.into_iter().collect();
         hooks.run(phase, "backup", &env, self.info.get("error"))
     }
+}
+
+/// Barman's concurrent strategy around a file-level copy (local-rsync,
+/// rsync): `pg_backup_start` on one session kept alive, the metadata
+/// recorded, `copy` run, then — whatever the copy did — "Asking PostgreSQL
+/// server to finalize the backup." and `pg_backup_stop`; the stop location
+/// and the label are recorded, the WAL switched, and `data/backup_label`
+/// written (0644, fsynced). Returns the session (for the restore point),
+/// what the copy returned, and the label.
+pub fn concurrent<T>(
+    job: &mut Job<'_>,
+    action: &mut String,
+    copy: impl FnOnce(&mut Job<'_>, &mut String, &Metadata) -> Result<T, Failure>,
+) -> Result<(Session, T, String), Failure> {
+    *action = "starting backup".into();
+    let conninfo = job.cfg.get_str("conninfo").unwrap_or_default().to_string();
+    let mut session =
+        Session::open(&conninfo, Duration::from_secs(30)).map_err(|e| Failure::new(action, e))?;
+    *action = "detecting data directory".into();
+    let meta = session.metadata().map_err(|e| Failure::new(action, e))?;
+    job.record_metadata(&meta);
+    *action = "issuing start backup command".into();
+    let label = format!("Barman backup {} {}", job.cfg.name, job.id);
+    let start = session
+        .backup_start(&label, job.plan.immediate)
+        .map_err(|e| Failure::new(action, e))?;
+    session.start_keepalive(Duration::from_secs(job.plan.keepalive.max(0) as u64));
+    job.record_start(&start);
+
+    let copied = copy(job, action, &meta);
+    if copied.is_err() {
+        job.out.error(&format!("The backup has failed {action}"));
+    }
+    job.out
+        .info("Asking PostgreSQL server to finalize the backup.");
+    let stop = session.backup_stop();
+    let copied = copied?;
+    let (loc, label_text) =
+        stop.map_err(|e| Failure::new("issuing stop backup command (native concurrent)", e))?;
+    job.set("backup_label", Some(python_repr_str(&label_text)));
+    job.record_stop(&loc);
+    let _ = session.switch_wal();
+    *action = "writing backup label".into();
+    let path = job.data_dir().join("backup_label");
+    write_synced(&path, label_text.as_bytes(), 0o644)
+        .map_err(|e| Failure::new(action, format!("{}: {e}", path.display())))?;
+    Ok((session, copied, label_text))
+}
+
+/// Writes a whole file with `mode` and fsyncs it.
+pub fn write_synced(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    let mut f = std::fs::File::create(path)?;
+    f.write_all(data)?;
+    f.set_permissions(std::fs::Permissions::from_mode(mode))?;
+    f.sync_all()
 }
 
 /// Python's `str()` of a naive local datetime.

@@ -19,10 +19,9 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use super::{Failure, Job};
-use crate::postgres::session::{Metadata, Session};
+use crate::postgres::session::Metadata;
 
 /// Barman's `PGDATA_EXCLUDE_LIST`.
 const PGDATA_EXCLUDE: &[&str] = &[
@@ -430,85 +429,45 @@ fn items(job: &Job<'_>, meta: &Metadata, reuse_base: Option<&Path>) -> Vec<Item>
 /// The rsync method: start the backup over SQL, copy, stop. Returns false
 /// (files are fsynced by the size walk afterwards).
 pub fn run(job: &mut Job<'_>, action: &mut String) -> Result<bool, Failure> {
-    *action = "starting backup".into();
-    let conninfo = job.cfg.get_str("conninfo").unwrap_or_default().to_string();
-    let mut session =
-        Session::open(&conninfo, Duration::from_secs(30)).map_err(|e| Failure::new(action, e))?;
-    *action = "detecting data directory".into();
-    let meta = session.metadata().map_err(|e| Failure::new(action, e))?;
-    job.record_metadata(&meta);
-    *action = "issuing start backup command".into();
-    let label = format!("Barman backup {} {}", job.cfg.name, job.id);
-    let start = session
-        .backup_start(&label, job.plan.immediate)
-        .map_err(|e| Failure::new(action, e))?;
-    session.start_keepalive(Duration::from_secs(job.plan.keepalive.max(0) as u64));
-    job.record_start(&start);
-
-    let copied = (|| -> Result<(), Failure> {
-        job.save()?;
-        job.print_start();
-        job.purge_before_first();
-        *action = "copying files".into();
-        let mut line = format!("Starting backup copy via rsync/SSH for {}", job.id);
-        if job.plan.jobs > 1 {
-            line.push_str(&format!(" ({} jobs)", job.plan.jobs));
-        }
-        job.out.info(&line);
-        job.mark_copy_start();
-        let previous = job.plan.reuse.as_ref().and_then(|_| job.previous());
-        let horizon = previous
-            .as_ref()
-            .and_then(|b| b.info.get("begin_time"))
-            .and_then(crate::catalog::retention::parse_time)
-            .map(|t| t.as_second());
-        let reuse_base = previous
-            .as_ref()
-            .map(|b| job.cat.basebackups_directory.join(&b.id));
-        fs::create_dir_all(job.data_dir()).map_err(|e| Failure::new(action, e))?;
-        let items = items(job, &meta, reuse_base.as_deref());
-        copy_items(job, &items, horizon).map_err(|e| {
-            Failure::new(
-                "copying files",
-                format!("data transfer failure\nrsync error:\n{e}"),
-            )
-        })?;
-        let tblspc = job.data_dir().join("pg_tblspc");
-        fs::create_dir_all(&tblspc).map_err(|e| Failure::new(action, e))?;
-        let secs = job.copy_seconds();
-        let stats = super::copy_stats_repr(&[("copy_time", secs), ("total_time", secs)]);
-        let stats = format!(
-            "{}, 'number_of_workers': {}}}",
-            stats.trim_end_matches('}'),
-            job.plan.jobs
-        );
-        job.set("copy_stats", Some(stats));
-        job.print_copy_done(secs);
-        job.purge_before_first();
-        Ok(())
-    })();
-    if copied.is_err() {
-        job.out.error(&format!("The backup has failed {action}"));
-    }
-    job.out
-        .info("Asking PostgreSQL server to finalize the backup.");
-    let stop = session.backup_stop();
-    copied?;
-    let (loc, label_text) =
-        stop.map_err(|e| Failure::new("issuing stop backup command (native concurrent)", e))?;
-    job.set(
-        "backup_label",
-        Some(crate::config::types::python_repr_str(&label_text)),
-    );
-    job.record_stop(&loc);
-    let _ = session.switch_wal();
-    *action = "writing backup label".into();
-    let path = job.data_dir().join("backup_label");
-    fs::write(&path, label_text.as_bytes())
-        .and_then(|_| fs::set_permissions(&path, fs::Permissions::from_mode(0o644)))
-        .map_err(|e| Failure::new(action, format!("{}: {e}", path.display())))?;
+    let (session, (), _) = super::concurrent(job, action, copy_phase)?;
     session.create_restore_point(&format!("barman_{}", job.id));
     Ok(false)
+}
+
+/// Everything between start and stop: the copy itself.
+fn copy_phase(job: &mut Job<'_>, action: &mut String, meta: &Metadata) -> Result<(), Failure> {
+    job.save()?;
+    job.print_start();
+    job.purge_before_first();
+    *action = "copying files".into();
+    let mut line = format!("Starting backup copy via rsync/SSH for {}", job.id);
+    if job.plan.jobs > 1 {
+        line.push_str(&format!(" ({} jobs)", job.plan.jobs));
+    }
+    job.out.info(&line);
+    job.mark_copy_start();
+    let (reuse_base, horizon) = job.reuse_source();
+    fs::create_dir_all(job.data_dir()).map_err(|e| Failure::new(action, e))?;
+    let items = items(job, meta, reuse_base.as_deref());
+    copy_items(job, &items, horizon).map_err(|e| {
+        Failure::new(
+            "copying files",
+            format!("data transfer failure\nrsync error:\n{e}"),
+        )
+    })?;
+    let tblspc = job.data_dir().join("pg_tblspc");
+    fs::create_dir_all(&tblspc).map_err(|e| Failure::new(action, e))?;
+    let secs = job.copy_seconds();
+    let stats = super::copy_stats_repr(&[("copy_time", secs), ("total_time", secs)]);
+    let stats = format!(
+        "{}, 'number_of_workers': {}}}",
+        stats.trim_end_matches('}'),
+        job.plan.jobs
+    );
+    job.set("copy_stats", Some(stats));
+    job.print_copy_done(secs);
+    job.purge_before_first();
+    Ok(())
 }
 
 #[cfg(test)]

@@ -89,6 +89,16 @@ pub(crate) fn only_backup(env: &TestEnv) -> (String, PathBuf) {
     (id.clone(), meta.join(format!("{id}-backup.info")))
 }
 
+/// Files under `dir` hard-linked elsewhere (reused from another backup).
+pub(crate) fn linked_files(dir: &Path) -> usize {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .filter(|e| e.metadata().map(|m| m.nlink() > 1).unwrap_or(false))
+        .count()
+}
+
 pub(crate) fn field(info: &str, key: &str) -> String {
     info.lines()
         .find_map(|l| l.strip_prefix(&format!("{key}=")))
@@ -197,12 +207,7 @@ fn pg_local_rsync_backup_under_load_verifies_and_reuses() {
     );
     let (id2, _) = only_backup(&env);
     assert_ne!(id, id2);
-    let linked = walkdir::WalkDir::new(env.home().join("pg/base").join(&id2))
-        .into_iter()
-        .flatten()
-        .filter(|e| e.file_type().is_file())
-        .filter(|e| e.metadata().map(|m| m.nlink() > 1).unwrap_or(false))
-        .count();
+    let linked = linked_files(&env.home().join("pg/base").join(&id2));
     assert!(linked > 100, "only {linked} files were linked");
     let v = verifybackup(&env.home().join("pg/base").join(&id2).join("data"));
     assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stderr));
@@ -391,11 +396,6 @@ fn pg_rsync_over_ssh_backup_with_two_jobs_and_reuse() {
         run.stdout
     );
     let (id2, _) = only_backup(&env);
-    let linked = walkdir::WalkDir::new(env.home().join("pg/base").join(&id2))
-        .into_iter()
-        .flatten()
-        .filter(|e| e.file_type().is_file())
-        .filter(|e| e.metadata().map(|m| m.nlink() > 1).unwrap_or(false))
-        .count();
+    let linked = linked_files(&env.home().join("pg/base").join(&id2));
     assert!(linked > 100, "only {linked} files were linked");
 }

@@ -14,7 +14,7 @@ use std::process::Stdio;
 use crate::harness::pg::{pg_program, PgCluster};
 use crate::harness::TestEnv;
 use crate::interop::barman_py;
-use crate::pg_backup::{field, load, mkdir_postgres, setup};
+use crate::pg_backup::{field, linked_files, load, mkdir_postgres, setup};
 
 /// Real Barman's exit code, stdout and stderr (paths redacted).
 fn py(env: &TestEnv, args: &[&str]) -> (i32, String, String) {
@@ -629,12 +629,7 @@ fn pg_interop_we_link_to_a_barman_backup_and_barman_recovers_it() {
     assert!(out.contains("deduplication ratio)."), "{out}");
     let ours = new_backup(&env, std::slice::from_ref(&theirs));
     assert_eq!(field(&info(&env, &ours), "status"), "DONE");
-    let linked = walkdir::WalkDir::new(env.home().join("pg/base").join(&ours))
-        .into_iter()
-        .flatten()
-        .filter(|e| e.file_type().is_file())
-        .filter(|e| e.metadata().map(|m| m.nlink() > 1).unwrap_or(false))
-        .count();
+    let linked = linked_files(&env.home().join("pg/base").join(&ours));
     assert!(linked > 100, "only {linked} files were linked");
     barman_sees(&env, &ours, "R");
     same_shape(&info(&env, &theirs), &info(&env, &ours));

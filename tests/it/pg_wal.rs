@@ -2,21 +2,12 @@
 //! incoming/: `cron` archives every segment, `get-wal` gives back the exact
 //! bytes PostgreSQL wrote, `switch-wal --archive` closes and waits.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::harness::pg::PgCluster;
 use crate::harness::TestEnv;
+use crate::pg_backup::mkdir_postgres;
 use crate::wal_intake::files;
-
-fn mkdir_postgres(dir: &Path) {
-    std::fs::create_dir_all(dir).unwrap();
-    let st = std::process::Command::new("chown")
-        .args(["postgres:postgres", dir.to_str().unwrap()])
-        .status()
-        .unwrap();
-    assert!(st.success());
-}
 
 /// A cluster archiving into `<cluster>/incoming` (and a reference copy in
 /// `<cluster>/copy`), and a barman server `pg` reading that incoming/.
