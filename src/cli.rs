@@ -219,6 +219,148 @@ pub struct SwitchWal {
     pub archive_timeout: u64,
 }
 
+/// `restore` (alias `recover`) options, as Barman's argparse defines them.
+#[derive(Debug, Args)]
+pub struct Restore {
+    /// Specifies the server name for the command.
+    pub server_name: String,
+    /// Specifies the backup ID to restore.
+    pub backup_id: String,
+    /// The directory where the new server is created.
+    pub destination_directory: String,
+    /// Target timeline.
+    #[arg(long = "target-tli", value_parser = target_tli)]
+    pub target_tli: Option<String>,
+    /// Target time. You can use any valid unambiguous representation, e.g. "YYYY-MM-DD HH:MM:SS.mmm".
+    #[arg(long = "target-time")]
+    pub target_time: Option<String>,
+    /// Target transaction ID.
+    #[arg(long = "target-xid")]
+    pub target_xid: Option<String>,
+    /// Target LSN (Log Sequence Number).
+    #[arg(long = "target-lsn")]
+    pub target_lsn: Option<String>,
+    /// Target name created previously with pg_create_restore_point() function call.
+    #[arg(long = "target-name")]
+    pub target_name: Option<String>,
+    /// End recovery as soon as a consistent state is reached.
+    #[arg(long = "target-immediate")]
+    pub target_immediate: bool,
+    /// Set target to be non inclusive.
+    #[arg(long = "exclusive")]
+    pub exclusive: bool,
+    /// Tablespace relocation rule.
+    #[arg(long = "tablespace", value_name = "NAME:LOCATION")]
+    pub tablespace: Vec<String>,
+    /// Activates remote recovery through this secure shell command (e.g. "ssh postgres@db2").
+    #[arg(long = "remote-ssh-command", value_name = "SSH_COMMAND")]
+    pub remote_ssh_command: Option<String>,
+    /// A staging directory in the target host for WAL files when performing PITR.
+    #[arg(long = "staging-wal-directory")]
+    pub staging_wal_directory: Option<String>,
+    /// Maximum transfer rate in kilobytes per second (0: no limit).
+    #[arg(long = "bwlimit", value_name = "KBPS", value_parser = non_negative)]
+    pub bwlimit: Option<u64>,
+    /// Number of retries after an error if base backup copy fails.
+    #[arg(long = "retry-times", value_parser = non_negative)]
+    pub retry_times: Option<u64>,
+    /// Wait time after a failed base backup copy, before retrying.
+    #[arg(long = "retry-sleep", value_parser = non_negative)]
+    pub retry_sleep: Option<u64>,
+    /// Disable base backup copy retry logic.
+    #[arg(long = "no-retry")]
+    pub no_retry: bool,
+    /// Run the copy in parallel using NJOBS processes.
+    #[arg(short = 'j', long = "jobs", value_name = "NJOBS", value_parser = positive)]
+    pub jobs: Option<u64>,
+    /// The time period in seconds over which a single batch of jobs will be started.
+    #[arg(long = "jobs-start-batch-period", value_parser = positive)]
+    pub jobs_start_batch_period: Option<u64>,
+    /// The maximum number of Rsync jobs to start in a single batch.
+    #[arg(long = "jobs-start-batch-size", value_parser = positive)]
+    pub jobs_start_batch_size: Option<u64>,
+    /// Enable the get-wal option during the recovery.
+    #[arg(long = "get-wal", overrides_with = "no_get_wal")]
+    pub get_wal: bool,
+    /// Disable the get-wal option during recovery.
+    #[arg(long = "no-get-wal", overrides_with = "get_wal")]
+    pub no_get_wal: bool,
+    /// Copy .partial WAL files, if any, to the recovery destination (only with --no-get-wal).
+    #[arg(long = "partial-wal")]
+    pub partial_wal: bool,
+    /// Enable network compression during remote recovery.
+    #[arg(
+        long = "network-compression",
+        overrides_with = "no_network_compression"
+    )]
+    pub network_compression: bool,
+    /// Disable network compression during remote recovery.
+    #[arg(
+        long = "no-network-compression",
+        overrides_with = "network_compression"
+    )]
+    pub no_network_compression: bool,
+    /// What the server does once the recovery target is reached.
+    #[arg(long = "target-action", value_parser = ["pause", "shutdown", "promote"])]
+    pub target_action: Option<String>,
+    /// Enable standby mode when starting the restored PostgreSQL instance.
+    #[arg(long = "standby-mode")]
+    pub standby_mode: bool,
+    /// Where compressed backup files are staged during the recovery (deprecated).
+    #[arg(long = "recovery-staging-path")]
+    pub recovery_staging_path: Option<String>,
+    /// Where incremental backups are combined during the recovery (deprecated).
+    #[arg(long = "local-staging-path")]
+    pub local_staging_path: Option<String>,
+    /// A path where intermediate files are staged during restore.
+    #[arg(long = "staging-path")]
+    pub staging_path: Option<String>,
+    /// Whether --staging-path is a local or remote path.
+    #[arg(long = "staging-location", value_parser = ["local", "remote"])]
+    pub staging_location: Option<String>,
+    /// Copy mode for pg_combinebackup when combining incremental backups.
+    #[arg(long = "combine-mode", value_parser = ["copy", "link", "clone", "copy-file-range"])]
+    pub combine_mode: Option<String>,
+    /// File to which recovery options are added for PostgreSQL 12+ (default: postgresql.auto.conf).
+    #[arg(long = "recovery-conf-filename")]
+    pub recovery_conf_filename: Option<String>,
+    /// Port number to use in the restore command when invoking barman-wal-restore.
+    #[arg(long = "recovery-option-port")]
+    pub recovery_option_port: Option<String>,
+    /// Custom restore command overriding Barman's default (get-wal mode only).
+    #[arg(long = "restore-command")]
+    pub restore_command: Option<String>,
+    /// Enable delta restore mode.
+    #[arg(long = "delta-restore", overrides_with = "no_delta_restore")]
+    pub delta_restore: bool,
+    /// Disable delta restore mode.
+    #[arg(long = "no-delta-restore", overrides_with = "delta_restore")]
+    pub no_delta_restore: bool,
+    /// Instance where the disks recovered from the snapshots are attached.
+    #[arg(long = "snapshot-recovery-instance")]
+    pub snapshot_recovery_instance: Option<String>,
+    /// Zone of the snapshot recovery (deprecated: --gcp-zone).
+    #[arg(long = "snapshot-recovery-zone")]
+    pub snapshot_recovery_zone: Option<String>,
+    /// Zone containing the instance and disks for the snapshot recovery.
+    #[arg(long = "gcp-zone")]
+    pub gcp_zone: Option<String>,
+    /// Azure resource group of a snapshot recovery.
+    #[arg(long = "azure-resource-group")]
+    pub azure_resource_group: Option<String>,
+    /// AWS region of a snapshot recovery.
+    #[arg(long = "aws-region")]
+    pub aws_region: Option<String>,
+}
+
+/// Barman's `check_tli`: `current`, `latest` or a positive integer.
+fn target_tli(v: &str) -> Result<String, String> {
+    match v {
+        "current" | "latest" => Ok(v.to_string()),
+        _ => positive(v).map(|n| n.to_string()),
+    }
+}
+
 fn positive(v: &str) -> Result<u64, String> {
     match v.parse::<i64>() {
         Ok(n) if n >= 1 => Ok(n as u64),
@@ -391,8 +533,9 @@ pub enum Command {
         /// Specifies the backup ID.
         backup_id: String,
     },
-    #[command(visible_alias = "recover", hide = true)]
-    Restore(NotYet),
+    /// Restore a server at a given time, name, LSN or xid.
+    #[command(visible_alias = "recover")]
+    Restore(Box<Restore>),
     #[command(name = "check-wal-archive", hide = true)]
     CheckWalArchive(NotYet),
     #[command(name = "replication-status", hide = true)]
@@ -412,7 +555,6 @@ impl Command {
     pub fn not_yet(&self) -> Option<&'static str> {
         Some(match self {
             Command::ReceiveWal(_) => "receive-wal",
-            Command::Restore(_) => "restore",
             Command::CheckWalArchive(_) => "check-wal-archive",
             Command::ReplicationStatus(_) => "replication-status",
             Command::ListProcesses(_) => "list-processes",

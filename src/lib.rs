@@ -11,6 +11,7 @@
 //! - [`wal`]: WAL names, content validation, the intake archiver;
 //! - [`pipeline`]: the parallel, bounded, in-order file pipeline;
 //! - [`backup`]: taking base backups (pg_basebackup, the native copy, manifests);
+//! - [`restore`]: recovering a backup (parallel verified copy, PITR configuration);
 //! - [`compression`]: Barman's WAL codecs, detection by magic;
 //! - [`durable`]: staged writes, no-replace renames, the crash protocol;
 //! - [`commands`]: one module per subcommand, orchestration only;
@@ -26,6 +27,7 @@ pub mod config;
 pub mod durable;
 #[doc(hidden)]
 pub mod failpoint;
+pub mod fileio;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod hooks;
@@ -33,5 +35,6 @@ pub mod logging;
 pub mod output;
 pub mod pipeline;
 pub mod postgres;
+pub mod restore;
 pub mod server;
 pub mod wal;

@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::ops::ControlFlow;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -23,6 +23,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::manifest::{self, FileEntry, WalRange};
 use super::page::{self, BLCKSZ, RELSEG_SIZE};
 use super::{exclude, Failure, Job};
+use crate::fileio::{crc_of, fill, same_content};
 use crate::pipeline::{self, Width};
 use crate::postgres::session::Metadata;
 use crate::wal::name::parse_lsn;
@@ -67,49 +68,6 @@ pub struct Rules {
 
 fn mtime_of(m: &fs::Metadata) -> i64 {
     m.mtime()
-}
-
-/// Reads as much as fits in `buf` (short only at end of file).
-fn fill(f: &mut File, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match f.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
-}
-
-fn crc_of(path: &Path, buf: &mut [u8]) -> io::Result<u32> {
-    let mut f = File::open(path)?;
-    let mut crc = 0u32;
-    loop {
-        let n = fill(&mut f, buf)?;
-        if n == 0 {
-            return Ok(crc);
-        }
-        crc = crc32c::crc32c_append(crc, &buf[..n]);
-    }
-}
-
-/// Whether two files hold the same bytes (read side by side).
-fn same_content(a: &Path, b: &Path, buf: &mut [u8]) -> io::Result<bool> {
-    let (mut fa, mut fb) = (File::open(a)?, File::open(b)?);
-    let half = buf.len() / 2;
-    let (ba, bb) = buf.split_at_mut(half);
-    loop {
-        let n = fill(&mut fa, ba)?;
-        let m = fill(&mut fb, bb)?;
-        if n != m || ba[..n] != bb[..m] {
-            return Ok(false);
-        }
-        if n == 0 {
-            return Ok(true);
-        }
-    }
 }
 
 /// Re-reads one block (a torn read under concurrent writes looks corrupt

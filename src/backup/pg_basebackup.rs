@@ -302,16 +302,22 @@ pub fn run(job: &mut Job<'_>, action: &mut String) -> Result<bool, Failure> {
     Ok(true)
 }
 
-/// One member of a (possibly compressed) tar, by name.
-pub fn read_from_tar(path: &Path, member: &str) -> Result<String, String> {
-    let file = std::fs::File::open(path)
-        .map_err(|e| format!("Could not find {member} in {}: {e}", path.display()))?;
-    let reader: Box<dyn Read> = match path.extension().and_then(|e| e.to_str()) {
+/// A tar archive's bytes, decompressed by its suffix (`.gz`, `.lz4`, `.zst`).
+pub fn tar_reader(path: &Path) -> std::io::Result<Box<dyn Read + Send>> {
+    let file = std::fs::File::open(path)?;
+    let file = std::io::BufReader::with_capacity(1 << 20, file);
+    Ok(match path.extension().and_then(|e| e.to_str()) {
         Some("gz") => Box::new(flate2::read::MultiGzDecoder::new(file)),
         Some("lz4") => Box::new(lz4_flex::frame::FrameDecoder::new(file)),
-        Some("zst") => Box::new(zstd::stream::read::Decoder::new(file).map_err(|e| e.to_string())?),
+        Some("zst") => Box::new(zstd::stream::read::Decoder::with_buffer(file)?),
         _ => Box::new(file),
-    };
+    })
+}
+
+/// One member of a (possibly compressed) tar, by name.
+pub fn read_from_tar(path: &Path, member: &str) -> Result<String, String> {
+    let reader = tar_reader(path)
+        .map_err(|e| format!("Could not find {member} in {}: {e}", path.display()))?;
     let mut archive = tar::Archive::new(reader);
     for entry in archive.entries().map_err(|e| e.to_string())? {
         let mut entry = entry.map_err(|e| format!("{}: {e}", path.display()))?;

@@ -11,6 +11,7 @@ use std::path::Path;
 use super::backups::Backup;
 use super::pylit::{self, PyValue};
 use super::xlogdb::Entry;
+use super::ServerCatalog;
 use crate::compression::{self, Codec, CustomFilters};
 use crate::wal::name::{parse_lsn, Kind, WalName};
 
@@ -388,5 +389,69 @@ mod tests {
             old,
             ["0000000100000000000000FE", "000000010000000100000000"]
         );
+    }
+}
+
+/// Hook environment for a backup (Barman's `env_from_backup_info`).
+pub fn hook_env(cat: &ServerCatalog, list: &[Backup], b: &Backup) -> Vec<(&'static str, String)> {
+    let (prev, next) = neighbours(list, &b.id);
+    vec![
+        (
+            "BARMAN_BACKUP_DIR",
+            cat.basebackups_directory.join(&b.id).display().to_string(),
+        ),
+        (
+            "BARMAN_BACKUP_INFO_PATH",
+            super::backups::info_path(cat, &b.id).display().to_string(),
+        ),
+        ("BARMAN_BACKUP_ID", b.id.clone()),
+        (
+            "BARMAN_PREVIOUS_ID",
+            prev.map(|p| p.id.clone()).unwrap_or_default(),
+        ),
+        (
+            "BARMAN_NEXT_ID",
+            next.map(|n| n.id.clone()).unwrap_or_default(),
+        ),
+        ("BARMAN_STATUS", b.info.status().to_string()),
+        (
+            "BARMAN_ERROR",
+            b.info.get("error").unwrap_or_default().to_string(),
+        ),
+    ]
+}
+
+/// A tablespace as backup.info lists it.
+#[derive(Debug, Clone)]
+pub struct Tablespace {
+    pub name: String,
+    /// As Python prints it (an int, normally).
+    pub oid: PyValue,
+    pub location: String,
+}
+
+/// The `tablespaces` of a backup.info (empty when None or unreadable).
+pub fn tablespaces(info: &super::backup_info::BackupInfo) -> Vec<Tablespace> {
+    let Some(Ok(PyValue::List(items))) = info.get("tablespaces").map(pylit::parse) else {
+        return Vec::new();
+    };
+    items
+        .into_iter()
+        .filter_map(|t| match t {
+            PyValue::Tuple(v) | PyValue::List(v) if v.len() >= 3 => Some(Tablespace {
+                name: py_str(&v[0]),
+                oid: v[1].clone(),
+                location: py_str(&v[2]),
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Python's `str()` of a literal.
+pub fn py_str(v: &PyValue) -> String {
+    match v {
+        PyValue::Str(s) => s.clone(),
+        other => other.repr(),
     }
 }

@@ -266,7 +266,13 @@ pub fn one_server(
         backup::take(out, host, cfg, options, systemid)?
     };
     let (id, mut info) = info;
-    drive::archive_once(out, host.lock_dir, host.config_file, cfg, false);
+    drive::archive_once(
+        out,
+        host.lock_dir,
+        host.config_file,
+        cfg,
+        drive::Voice::Muted,
+    );
     if info.status() == "WAITING_FOR_WALS" {
         if let Some(msg) = wal_check::apply(&cat.wals_directory, &mut info) {
             out.error(&msg);

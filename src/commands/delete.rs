@@ -184,39 +184,6 @@ fn perform(out: &mut Output, env: &Env, list: &[Backup], b: &Backup) -> Outcome 
     outcome
 }
 
-/// Hook environment for a backup (Barman's `env_from_backup_info`).
-fn backup_env(env: &Env, list: &[Backup], b: &Backup) -> Vec<(&'static str, String)> {
-    let (prev, next) = neighbours(list, &b.id);
-    vec![
-        (
-            "BARMAN_BACKUP_DIR",
-            env.cat
-                .basebackups_directory
-                .join(&b.id)
-                .display()
-                .to_string(),
-        ),
-        (
-            "BARMAN_BACKUP_INFO_PATH",
-            backups::info_path(env.cat, &b.id).display().to_string(),
-        ),
-        ("BARMAN_BACKUP_ID", b.id.clone()),
-        (
-            "BARMAN_PREVIOUS_ID",
-            prev.map(|p| p.id.clone()).unwrap_or_default(),
-        ),
-        (
-            "BARMAN_NEXT_ID",
-            next.map(|n| n.id.clone()).unwrap_or_default(),
-        ),
-        ("BARMAN_STATUS", b.info.status().to_string()),
-        (
-            "BARMAN_ERROR",
-            b.info.get("error").unwrap_or_default().to_string(),
-        ),
-    ]
-}
-
 fn aborted(out: &mut Output, phase: &str, name: &str, stop: &AbortStop) {
     out.exception(&format!(
         "Abort '{phase}_{name}' retry hook script ({}, exit code: {})\nSee log file for more details.",
@@ -248,7 +215,7 @@ pub fn delete_backup(
     let start = jiff::ZonedDateTime::now();
     let clock = std::time::Instant::now();
     let hooks = Hooks::new(env.cfg, env.config_file, "delete");
-    let hook_env = backup_env(env, list, b);
+    let hook_env = crate::catalog::backup_ext::hook_env(env.cat, list, b);
     let hook_env_ref: Vec<(&str, String)> = hook_env.iter().map(|(k, v)| (*k, v.clone())).collect();
     if let Err(stop) = hooks.run("pre", "delete", &hook_env_ref, None) {
         // Nothing is deleted yet: no deletion to finish later (Barman

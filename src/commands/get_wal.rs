@@ -8,11 +8,11 @@ use std::path::PathBuf;
 
 use super::{Ctx, Inactive};
 use crate::cli::GetWal;
-use crate::compression::{self, Codec, Compressor, Settings};
+use crate::compression::{Codec, Compressor, Settings};
 use crate::config::ServerConfig;
 use crate::wal::archiver::ServerIntake;
-use crate::wal::header;
 use crate::wal::name::{Kind, WalName};
+use crate::wal::serve::{self, stored_codec};
 
 /// ` (SSH host: <ip>)` when called through ssh, as Barman appends it.
 pub fn ssh_suffix() -> String {
@@ -195,38 +195,12 @@ fn prepare(
     if keep {
         return Ok(data);
     }
-    // Barman sends `.partial` files raw; ours may be compressed in the
-    // archive, and a WAL page never starts with a codec's magic, so the
-    // magic decides (and a raw partial still goes out untouched).
     let partial = found.ends_with(".partial");
-    let stored = Codec::detect(&data, intake.custom.magic.as_deref()).or_else(|| {
-        (!partial)
-            .then(|| intake.unidentified.as_ref().map(|_| Codec::Custom))
-            .flatten()
-    });
-    if partial && stored.is_none() {
+    // Already in the wanted codec: sent as stored (Barman does the same).
+    if wanted.is_some() && stored_codec(intake, found, &data).map(Codec::name) == wanted {
         return Ok(data);
     }
-    if stored.map(Codec::name) == wanted {
-        return Ok(data);
-    }
-    let plain = match stored {
-        Some(c) => {
-            let mut plain = Vec::new();
-            compression::decompress(c, &data, &intake.custom, &mut plain)
-                .map_err(|e| format!("Error decompressing WAL: {e}"))?;
-            plain
-        }
-        None => data,
-    };
-    if let Some(name) = WalName::parse(found).filter(|n| n.kind == Kind::Segment) {
-        header::validate(&name, &plain, None).map_err(|e| {
-            format!(
-                "WAL file '{found}' of server '{}' is damaged: {e}",
-                cfg.name
-            )
-        })?;
-    }
+    let plain = serve::decode(intake, &cfg.name, found, data)?;
     // Barman ignores -z/-j for partial files.
     let Some(wanted) = wanted.filter(|_| !partial) else {
         return Ok(plain);

@@ -17,6 +17,7 @@ mod list_files;
 mod list_servers;
 mod put_wal;
 mod rebuild_xlogdb;
+mod restore;
 mod show_backup;
 mod show_servers;
 mod status;
@@ -256,6 +257,7 @@ pub fn run(ctx: &mut Ctx, command: Command) -> i32 {
         Command::Cron { keep_descriptors } => cron::run(ctx, keep_descriptors),
         Command::RebuildXlogdb(s) => rebuild_xlogdb::run(ctx, &s.server_name),
         Command::GetWal(args) => get_wal::run(ctx, args),
+        Command::Restore(args) => restore::run(ctx, *args),
         Command::PutWal { server_name, test } => put_wal::run(ctx, &server_name, test),
         Command::SwitchWal(args) => switch_wal::run(ctx, args),
         Command::LockDirectoryCleanup => {

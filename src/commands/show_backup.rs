@@ -6,9 +6,9 @@
 use serde_json::{json, Map, Value as J};
 
 use super::Ctx;
-use crate::catalog::backup_ext::{self, backup_type, copy_done, ExtInfo};
+use crate::catalog::backup_ext::{self, backup_type, copy_done, py_str, ExtInfo};
 use crate::catalog::backups::{self, Backup};
-use crate::catalog::pylit::{self, PyValue};
+use crate::catalog::pylit::PyValue;
 use crate::catalog::retention;
 use crate::catalog::xlogdb;
 use crate::catalog::ServerCatalog;
@@ -86,37 +86,6 @@ pub fn iso_time(text: Option<&str>) -> String {
     }
 }
 
-struct Tablespace {
-    name: String,
-    oid: PyValue,
-    location: String,
-}
-
-fn tablespaces(b: &Backup) -> Vec<Tablespace> {
-    let Some(Ok(PyValue::List(items))) = b.info.get("tablespaces").map(pylit::parse) else {
-        return Vec::new();
-    };
-    items
-        .into_iter()
-        .filter_map(|t| match t {
-            PyValue::Tuple(v) | PyValue::List(v) if v.len() >= 3 => Some(Tablespace {
-                name: py_str(&v[0]),
-                oid: v[1].clone(),
-                location: py_str(&v[2]),
-            }),
-            _ => None,
-        })
-        .collect()
-}
-
-/// Python's `str()` of a literal.
-fn py_str(v: &PyValue) -> String {
-    match v {
-        PyValue::Str(s) => s.clone(),
-        other => other.repr(),
-    }
-}
-
 fn row(k: &str, v: impl std::fmt::Display) -> String {
     format!("  {k:<23}: {v}")
 }
@@ -169,7 +138,7 @@ fn console(b: &Backup, ext: Option<&(ExtInfo, Option<&'static str>)>) -> Vec<Str
         return out;
     };
 
-    let tbs = tablespaces(b);
+    let tbs = backup_ext::tablespaces(&b.info);
     if !tbs.is_empty() {
         out.push(header("Tablespaces"));
         for t in &tbs {
@@ -443,7 +412,7 @@ fn json_of(b: &Backup, ext: Option<&(ExtInfo, Option<&'static str>)>) -> J {
     }
     o.insert("base_backup_information".into(), J::Object(base));
 
-    let tbs: Vec<J> = tablespaces(b)
+    let tbs: Vec<J> = backup_ext::tablespaces(&b.info)
         .into_iter()
         .map(|t| {
             let oid = match t.oid {

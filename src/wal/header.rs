@@ -139,8 +139,12 @@ fn validate_segment(name: &WalName, data: &[u8], sysid: Option<u64>) -> Result<H
     if !blcksz.is_power_of_two() || !(1024..=65536).contains(&blcksz) {
         return Err(Invalid::BlockSize(blcksz));
     }
+    // The first segment of a new timeline starts with the pages of the old
+    // one, copied at promotion: a lower timeline in the header is normal
+    // (PostgreSQL only forbids timelines going backwards between pages).
+    // A higher one means a file renamed from a later timeline.
     let tli = u32_at(4);
-    if tli != name.tli {
+    if tli > name.tli {
         return Err(Invalid::Timeline {
             header: tli,
             name: name.tli,
@@ -265,10 +269,13 @@ mod tests {
             validate(&n, &good, Some(7)),
             Err(Invalid::SystemId { got: 42, want: 7 })
         ));
-        let other = seg("000000020000000000000003");
+        // Promotion: timeline 2's first segment holds timeline 1's pages.
+        let switched = seg("000000020000000000000003");
+        assert!(validate(&switched, &good, None).is_ok());
+        let later = synthetic_segment(&switched, 42, 1 << 20, |_| 0);
         assert!(matches!(
-            validate(&other, &good, None),
-            Err(Invalid::Timeline { .. })
+            validate(&n, &later, None),
+            Err(Invalid::Timeline { header: 2, name: 1 })
         ));
         let moved = seg("000000010000000000000004");
         assert!(matches!(

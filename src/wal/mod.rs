@@ -4,6 +4,7 @@
 pub mod archiver;
 pub mod header;
 pub mod name;
+pub mod serve;
 pub mod source;
 
 pub use name::WalName;

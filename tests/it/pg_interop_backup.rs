@@ -9,9 +9,8 @@
 use std::collections::BTreeSet;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
-use crate::harness::pg::{pg_program, PgCluster};
+use crate::harness::pg::{PgCluster, Recovered};
 use crate::harness::TestEnv;
 use crate::interop::barman_py;
 use crate::pg_backup::{field, linked_files, load, mkdir_postgres, setup};
@@ -117,53 +116,6 @@ fn assert_xlogdb_consistent(env: &TestEnv) -> BTreeSet<String> {
     listed
 }
 
-/// A cluster started on a recovered directory; stopped on drop, even when
-/// the test fails.
-struct Recovered {
-    data: PathBuf,
-    socket: PathBuf,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Recovered {
-    fn conninfo(&self) -> String {
-        format!(
-            "host={} port={} user=postgres dbname=postgres",
-            self.socket.display(),
-            self.port
-        )
-    }
-
-    fn psql(&self, sql: &str) -> String {
-        let out = pg_program("psql")
-            .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql])
-            .arg(self.conninfo())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "psql {sql}: {}\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            std::fs::read_to_string(&self.log).unwrap_or_default()
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
-}
-
-impl Drop for Recovered {
-    fn drop(&mut self) {
-        let _ = pg_program("pg_ctl")
-            .args(["-w", "-m", "immediate", "-D"])
-            .arg(&self.data)
-            .arg("stop")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
 fn chown_postgres(path: &Path) {
     let st = std::process::Command::new("chown")
         .args(["-R", "postgres:postgres"])
@@ -241,44 +193,13 @@ fn recover_and_check(
     .unwrap();
     assert_eq!(link, tbs);
 
-    let rec = Recovered {
-        data: dest.clone(),
-        socket: socket.clone(),
-        port: pg.port,
-        log: pg.dir.join(format!("rec-{tag}.log")),
-    };
-    let opts = format!(
-        "-p {} -k {} -c listen_addresses='' -c archive_mode=off",
-        rec.port,
-        socket.display()
+    let rec = Recovered::start(
+        &dest,
+        &socket,
+        pg.port,
+        &pg.dir.join(format!("rec-{tag}.log")),
     );
-    let st = pg_program("pg_ctl")
-        .args(["-w", "-t", "120", "-l"])
-        .arg(&rec.log)
-        .arg("-D")
-        .arg(&dest)
-        .args(["-o", &opts, "start"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(
-        st.success(),
-        "the recovered cluster did not start:\n{}",
-        std::fs::read_to_string(&rec.log).unwrap_or_default()
-    );
-    // pg_ctl -w returns once hot standby accepts connections: wait for
-    // the end of recovery (promotion) itself.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
-    while rec.psql("SELECT pg_is_in_recovery()") != "f" {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "recovery did not finish:\n{}",
-            std::fs::read_to_string(&rec.log).unwrap_or_default()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
+    rec.wait_promoted();
     for (t, n) in markers {
         assert_eq!(
             rec.psql(&format!("SELECT count(*) FROM marker WHERE tag = '{t}'")),

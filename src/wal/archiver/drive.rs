@@ -42,14 +42,25 @@ impl Report for Muted {
     }
 }
 
+/// How an intake pass on behalf of another command reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Voice {
+    /// Everything logged, nothing printed (`muted(output)`).
+    Muted,
+    /// Printed only when there was something to archive (`verbose=False`).
+    Quiet,
+    /// Printed, "No xlog segments found" included.
+    Verbose,
+}
+
 /// One intake pass for one server under its archive-wal lock (skipped
-/// when another process holds it), muted or printed.
+/// when another process holds it).
 pub fn archive_once(
     out: &mut Output,
     lock_dir: &Path,
     config_file: &Path,
     cfg: &ServerConfig,
-    verbose: bool,
+    voice: Voice,
 ) {
     let Ok(intake) = ServerIntake::from_config(cfg, lock_dir, config_file) else {
         return;
@@ -57,21 +68,12 @@ pub fn archive_once(
     let intake = intake.with_system_id();
     let path = LockNames { dir: lock_dir }.archive_wal(&cfg.name);
     if let Ok(_lock) = lock::acquire(&path, false) {
-        if verbose {
-            run(
-                std::slice::from_ref(&intake),
-                intake.jobs,
-                true,
-                &mut Printed(out),
-            );
-        } else {
-            run(
-                std::slice::from_ref(&intake),
-                intake.jobs,
-                false,
-                &mut Muted,
-            );
-        }
+        let servers = std::slice::from_ref(&intake);
+        match voice {
+            Voice::Verbose => run(servers, intake.jobs, true, &mut Printed(out)),
+            Voice::Quiet => run(servers, intake.jobs, false, &mut Printed(out)),
+            Voice::Muted => run(servers, intake.jobs, false, &mut Muted),
+        };
     }
 }
 

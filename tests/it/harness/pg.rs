@@ -233,3 +233,100 @@ impl Drop for PgCluster {
 pub fn pg_program(program: &str) -> Command {
     pg_cmd(program)
 }
+
+/// A cluster started on a recovered directory; stopped on drop, even when
+/// the test fails.
+pub struct Recovered {
+    pub data: PathBuf,
+    pub socket: PathBuf,
+    pub port: u16,
+    pub log: PathBuf,
+}
+
+impl Recovered {
+    /// Starts PostgreSQL on `data` (owned by postgres) on its own socket.
+    pub fn start(data: &Path, socket: &Path, port: u16, log: &Path) -> Recovered {
+        Recovered::start_with(data, socket, port, log, "-c archive_mode=off")
+    }
+
+    /// As [`Recovered::start`], with `opts` as server options.
+    pub fn start_with(data: &Path, socket: &Path, port: u16, log: &Path, opts: &str) -> Recovered {
+        let rec = Recovered {
+            data: data.to_path_buf(),
+            socket: socket.to_path_buf(),
+            port,
+            log: log.to_path_buf(),
+        };
+        let opts = format!(
+            "-p {port} -k {} -c listen_addresses='' {opts}",
+            socket.display()
+        );
+        let st = pg_cmd("pg_ctl")
+            .args(["-w", "-t", "120", "-l"])
+            .arg(log)
+            .arg("-D")
+            .arg(data)
+            .args(["-o", &opts, "start"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(
+            st.success(),
+            "the recovered cluster did not start:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        rec
+    }
+
+    /// pg_ctl -w returns once hot standby accepts connections: waits for
+    /// the end of recovery (promotion) itself.
+    pub fn wait_promoted(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+        while self.psql("SELECT pg_is_in_recovery()") != "f" {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "recovery did not finish:\n{}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+
+    pub fn conninfo(&self) -> String {
+        format!(
+            "host={} port={} user=postgres dbname=postgres",
+            self.socket.display(),
+            self.port
+        )
+    }
+
+    pub fn psql(&self, sql: &str) -> String {
+        let out = pg_cmd("psql")
+            .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql])
+            .arg(self.conninfo())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "psql {sql}: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+impl Drop for Recovered {
+    fn drop(&mut self) {
+        let _ = pg_cmd("pg_ctl")
+            .args(["-w", "-m", "immediate", "-D"])
+            .arg(&self.data)
+            .arg("stop")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
