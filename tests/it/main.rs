@@ -13,6 +13,7 @@ mod interop;
 mod pg_backup;
 mod pg_check;
 mod pg_interop_backup;
+mod pg_interop_restore;
 mod pg_restore;
 mod pg_wal;
 mod verify_manifest;
