@@ -25,7 +25,7 @@ fn normalise(text: &str, dest: &Path) -> String {
     text.lines()
         // An intake pass may or may not have had files to archive.
         .filter(|l| {
-            !l.starts_with("Processing xlog segments") && !(l.starts_with('\t') && l.len() == 25)
+            !(l.starts_with("Processing xlog segments") || l.starts_with('\t') && l.len() == 25)
         })
         .map(|l| {
             if l.starts_with("Restore operation completed (start time: ") {
