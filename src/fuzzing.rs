@@ -244,6 +244,55 @@ pub fn retention_policy(data: &[u8]) {
     }
 }
 
+/// postgresql.conf rewriting on restore: no panic; every line Barman
+/// neutralises is reported and commented; the other lines come through
+/// unchanged and in order, followed by the appended lines.
+pub fn postgresql_conf(data: &[u8]) {
+    use crate::restore::conf::{detect, mangle};
+    let append = vec!["restore_command = 'x'".to_string()];
+    let (out, changes) = mangle("f", data, &append);
+    let _ = detect("f", &out);
+    let kept: Vec<&[u8]> = out
+        .split_inclusive(|b| *b == b'\n')
+        .filter(|l| !l.starts_with(b"#BARMAN#") && *l != b"archive_command = false\n")
+        .collect();
+    let original: Vec<&[u8]> = data.split_inclusive(|b| *b == b'\n').collect();
+    let commented = out
+        .split_inclusive(|b| *b == b'\n')
+        .filter(|l| l.starts_with(b"#BARMAN#"))
+        .count();
+    // A cluster restored by Barman before carries #BARMAN# lines already.
+    let before = original
+        .iter()
+        .filter(|l| l.starts_with(b"#BARMAN#"))
+        .count();
+    assert_eq!(commented, changes.len() + before);
+    assert!(original.len() >= changes.len());
+    assert!(out.ends_with(b"restore_command = 'x'\n"));
+    // Unchanged lines keep their order (the last may have gained a newline).
+    assert!(kept.len() >= original.len() - changes.len());
+}
+
+/// Target times: no panic; what parses prints (Python's `str()`) to text
+/// that parses to the same instant.
+pub fn target_time(data: &[u8]) {
+    use crate::restore::targets::{parse_time, python_aware};
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let utc = jiff::tz::TimeZone::UTC;
+    if let Ok(t) = parse_time(text, &utc) {
+        let shown = python_aware(&t.at);
+        let again = parse_time(&shown, &utc).expect("Python's str() parses");
+        assert_eq!(
+            again.at.timestamp(),
+            t.at.timestamp(),
+            "{text:?} -> {shown}"
+        );
+        assert!(!again.naive);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -253,7 +302,7 @@ mod tests {
     fn replay_fuzz_corpora() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
         type Property = fn(&[u8]);
-        let targets: [(&str, Property); 11] = [
+        let targets: [(&str, Property); 13] = [
             ("config_ini", super::config_ini),
             ("conninfo", super::conninfo),
             ("pgpass", super::pgpass),
@@ -265,6 +314,8 @@ mod tests {
             ("backup_label", super::backup_label),
             ("backup_manifest", super::backup_manifest),
             ("retention_policy", super::retention_policy),
+            ("postgresql_conf", super::postgresql_conf),
+            ("target_time", super::target_time),
         ];
         for (name, f) in targets {
             let dir = root.join(name);

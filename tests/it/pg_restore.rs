@@ -378,3 +378,68 @@ fn pg_restore_refuses_bad_targets_and_corrupt_backups() {
     assert!(!d.data.join("recovery.signal").exists());
     assert!(!run.stdout.contains("successfully prepared"));
 }
+
+#[test]
+fn pg_restore_to_a_remote_host_over_ssh() {
+    let sshd = crate::harness::sshd::Sshd::start();
+    let (pg, env) = setup(false, "backup_method = local-rsync\nparallel_jobs = 2\n");
+    pg.psql("CREATE TABLE marker (tag text)");
+    ok(&env, &["backup", "pg"]);
+    let (id, _) = only_backup(&env);
+    let xid = returning(
+        &pg,
+        "INSERT INTO marker VALUES ('a') RETURNING txid_current()",
+    );
+    marker(&pg, "b");
+    archive_all(&pg, &env);
+
+    let d = dest(&pg, "remote");
+    // A remote recovery uses the ssh command as given (Barman adds no
+    // options): the throwaway host key must not be checked.
+    let ssh = sshd
+        .ssh_command()
+        .replacen("ssh ", "ssh -o StrictHostKeyChecking=no -o BatchMode=yes ", 1);
+    let out = recover(
+        &env,
+        &id,
+        &d,
+        &[
+            "--remote-ssh-command",
+            &ssh,
+            "--target-xid",
+            &xid,
+            "--target-action",
+            "promote",
+        ],
+    );
+    assert!(
+        out.starts_with(&format!(
+            "Starting remote restore for server pg using backup {id}\nDestination directory: {}\nRemote command: {ssh}\n",
+            d.data.display()
+        )),
+        "{out}"
+    );
+    assert!(d.data.join(".barman-recover.info").exists());
+    assert!(d.data.join("postgresql.conf.origin").exists());
+    let rec = start(&pg, &d);
+    assert_eq!(markers(&rec), ["a"]);
+    assert_eq!(rec.psql("SELECT count(*) FROM t_tbs"), "20000");
+    drop(rec);
+
+    // With get-wal, PostgreSQL on the remote host would call
+    // barman-wal-restore back to this host.
+    let d = dest(&pg, "remote-getwal");
+    recover(
+        &env,
+        &id,
+        &d,
+        &["--remote-ssh-command", &ssh, "--get-wal", "--jobs", "3"],
+    );
+    let auto = std::fs::read_to_string(d.data.join("postgresql.auto.conf")).unwrap();
+    assert!(
+        auto.contains("# The 'barman-wal-restore' command is provided in the 'barman-cli' package\nrestore_command = 'barman-wal-restore -P -U root ")
+            && auto.contains(" pg %f %p -p 3'\n"),
+        "{auto}"
+    );
+    assert!(d.data.join("recovery.signal").exists());
+}
