@@ -35,3 +35,4 @@ pub mod pipeline;
 pub mod postgres;
 pub mod server;
 pub mod wal;
+pub mod walcli;

@@ -16,3 +16,4 @@ mod pg_interop_backup;
 mod pg_wal;
 mod verify_manifest;
 mod wal_intake;
+mod walcli;
