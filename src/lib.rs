@@ -38,3 +38,4 @@ pub mod postgres;
 pub mod restore;
 pub mod server;
 pub mod wal;
+pub mod walcli;

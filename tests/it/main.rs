@@ -18,3 +18,4 @@ mod pg_restore;
 mod pg_wal;
 mod verify_manifest;
 mod wal_intake;
+mod walcli;
