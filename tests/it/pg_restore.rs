@@ -396,9 +396,11 @@ fn pg_restore_to_a_remote_host_over_ssh() {
     let d = dest(&pg, "remote");
     // A remote recovery uses the ssh command as given (Barman adds no
     // options): the throwaway host key must not be checked.
-    let ssh = sshd
-        .ssh_command()
-        .replacen("ssh ", "ssh -o StrictHostKeyChecking=no -o BatchMode=yes ", 1);
+    let ssh = sshd.ssh_command().replacen(
+        "ssh ",
+        "ssh -o StrictHostKeyChecking=no -o BatchMode=yes ",
+        1,
+    );
     let out = recover(
         &env,
         &id,
