@@ -22,7 +22,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::manifest::{self, FileEntry, WalRange};
 use super::page::{self, BLCKSZ, RELSEG_SIZE};
-use super::{exclude, Failure, Job};
+use super::{exclude, tarball, Failure, Job};
 use crate::fileio::{crc_of, fill, same_content};
 use crate::pipeline::{self, Width};
 use crate::postgres::session::Metadata;
@@ -35,6 +35,8 @@ const CHUNK: usize = 1 << 20;
 pub struct Task {
     pub src: PathBuf,
     pub dest: PathBuf,
+    /// Path relative to the tree's root (the tar member name).
+    pub rel: String,
     /// Path in the manifest (relative to data/), None for tablespace files.
     pub manifest_path: Option<String>,
     /// First block number of this file when its pages carry checksums.
@@ -185,29 +187,46 @@ pub fn copy_one(buf: &mut Vec<u8>, task: &Task, rules: &Rules) -> Result<Copied,
 }
 
 /// One tree to copy: a tablespace or PGDATA.
-struct Tree {
+pub struct Tree {
     /// Barman's copy item label: the tablespace name, or "pgdata".
-    label: String,
+    pub label: String,
     src: PathBuf,
     dest: PathBuf,
+    /// Its tar archive's name without suffix: "base" or the tablespace OID.
+    pub archive: String,
     /// Manifest prefix ("" for PGDATA; None: not in the manifest).
     manifest_prefix: Option<String>,
     previous: Option<PathBuf>,
     is_pgdata: bool,
 }
 
-/// Walks the trees lazily, creating each directory in the destination as
-/// it is met (directories come before their files), and yields the files
-/// to copy in name order. Lazy, so memory does not grow with the file
-/// count: the pipeline pulls tasks as its window frees.
-struct Walker<'a> {
+/// A directory met by the walk (before any of its files).
+#[derive(Debug, Clone)]
+pub struct Dir {
+    pub dest: PathBuf,
+    /// Path relative to the tree's root (the tar member name).
+    pub rel: String,
+    pub mode: u32,
+    pub mtime: i64,
+}
+
+/// What the walk yields, in name order.
+#[derive(Debug, Clone)]
+pub enum Entry {
+    Dir(Dir),
+    File(Task),
+}
+
+/// Walks the trees lazily and yields their directories and the files to
+/// copy in name order, directories before their files. Lazy, so memory
+/// does not grow with the file count: the pipeline pulls entries as its
+/// window frees.
+pub struct Walker<'a> {
     trees: std::slice::Iter<'a, Tree>,
     current: Option<(&'a Tree, walkdir::IntoIter)>,
     major: String,
     protected: Vec<Vec<String>>,
     checksums: bool,
-    /// Directories created, fsynced once the copy is over.
-    dirs: &'a std::sync::Mutex<Vec<PathBuf>>,
 }
 
 impl Walker<'_> {
@@ -216,7 +235,7 @@ impl Walker<'_> {
         tree: &Tree,
         entry: walkdir::DirEntry,
         skip_dir: &mut bool,
-    ) -> Result<Option<Task>, String> {
+    ) -> Result<Option<Entry>, String> {
         let rel_path = entry
             .path()
             .strip_prefix(&tree.src)
@@ -237,15 +256,16 @@ impl Walker<'_> {
         }
         let dest = tree.dest.join(&rel_path);
         if entry.file_type().is_dir() {
-            let mode = entry.metadata().map(|m| m.mode() & 0o7777).unwrap_or(0o700);
-            fs::create_dir_all(&dest).map_err(|e| format!("{}: {e}", dest.display()))?;
-            fs::set_permissions(&dest, fs::Permissions::from_mode(mode | 0o700))
-                .map_err(|e| format!("{}: {e}", dest.display()))?;
-            self.dirs
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(dest);
-            return Ok(None);
+            if rel.is_empty() {
+                return Ok(None);
+            }
+            let meta = entry.metadata().ok();
+            return Ok(Some(Entry::Dir(Dir {
+                dest,
+                rel: rel.join("/"),
+                mode: meta.as_ref().map(|m| m.mode() & 0o7777).unwrap_or(0o700),
+                mtime: meta.as_ref().map(mtime_of).unwrap_or(0),
+            })));
         }
         if !entry.file_type().is_file() {
             return Ok(None);
@@ -262,29 +282,27 @@ impl Walker<'_> {
             .then(|| page::relation_segment(name))
             .flatten()
             .map(|seg| seg * RELSEG_SIZE);
-        Ok(Some(Task {
+        Ok(Some(Entry::File(Task {
             src: entry.path().to_path_buf(),
             dest,
+            rel: rel.join("/"),
             manifest_path: tree
                 .manifest_prefix
                 .as_ref()
                 .map(|p| format!("{p}{}", rel.join("/"))),
             first_block,
             previous: tree.previous.as_ref().map(|p| p.join(&rel_path)),
-        }))
+        })))
     }
 }
 
 impl Iterator for Walker<'_> {
-    type Item = Result<Task, String>;
+    type Item = Result<Entry, String>;
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
             if self.current.is_none() {
                 let tree = self.trees.next()?;
-                if let Err(e) = fs::create_dir_all(&tree.dest) {
-                    return Some(Err(format!("{}: {e}", tree.dest.display())));
-                }
                 let it = walkdir::WalkDir::new(&tree.src)
                     .follow_links(true)
                     .sort_by_file_name()
@@ -324,6 +342,33 @@ impl Iterator for Walker<'_> {
     }
 }
 
+/// The plain copy's view of the walk: each directory is created as it is
+/// met, before any of its files is handed to a worker; files become tasks.
+fn plain_tasks<'a>(
+    walker: Walker<'a>,
+    created: &'a std::sync::Mutex<Vec<PathBuf>>,
+) -> impl Iterator<Item = Result<Task, String>> + Send + 'a {
+    walker.filter_map(move |e| match e {
+        Ok(Entry::Dir(d)) => {
+            let made = fs::create_dir_all(&d.dest).and_then(|_| {
+                fs::set_permissions(&d.dest, fs::Permissions::from_mode(d.mode | 0o700))
+            });
+            match made {
+                Ok(()) => {
+                    created
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(d.dest);
+                    None
+                }
+                Err(e) => Some(Err(format!("{}: {e}", d.dest.display()))),
+            }
+        }
+        Ok(Entry::File(t)) => Some(Ok(t)),
+        Err(e) => Some(Err(e)),
+    })
+}
+
 /// What the copy found, for the messages and backup.info.
 #[derive(Default)]
 pub struct CopyReport {
@@ -332,6 +377,8 @@ pub struct CopyReport {
     pub bytes: u64,
     pub reused: u64,
     pub bad_pages: Vec<(String, u64)>,
+    /// `base.tar.*`, still open for backup_label (tar backups only).
+    pub base_tar: Option<tarball::Stream>,
 }
 
 /// Copies every task through the pipeline; the first error stops the run.
@@ -424,12 +471,24 @@ fn previous_manifest(data_dir: &Path) -> HashMap<PathBuf, (u64, i64, u32)> {
 /// The local-rsync method. Returns true: every file and directory written
 /// is already fsynced.
 pub fn run(job: &mut Job<'_>, action: &mut String) -> Result<bool, Failure> {
-    let (session, copied, label_text) = super::concurrent(job, action, copy_phase)?;
+    let (session, mut copied, label_text) = super::concurrent(job, action, copy_phase)?;
     let data = job.data_dir();
-    let label_path = data.join("backup_label");
-
+    // The label goes where pg_basebackup puts it: inside base.tar for a
+    // tar backup (which it then closes), else data/backup_label.
+    let label_mtime = match copied.base_tar.take() {
+        Some(base) => {
+            *action = "writing backup label".into();
+            base.finish_with(&[("backup_label", label_text.as_bytes())])
+                .map_err(|e| Failure::new(action, e))?
+        }
+        None => {
+            super::write_label(job, action, &label_text)?;
+            fs::metadata(data.join("backup_label"))
+                .map_err(|e| Failure::new(action, e))?
+                .mtime()
+        }
+    };
     // The manifest, as pg_basebackup would have written it: the label last.
-    let lm = fs::metadata(&label_path).map_err(|e| Failure::new(action, e))?;
     let tli = job.info.get_int("timeline").unwrap_or(1) as u32;
     let range = WalRange {
         timeline: tli,
@@ -440,8 +499,8 @@ pub fn run(job: &mut Job<'_>, action: &mut String) -> Result<bool, Failure> {
     writer
         .add(&FileEntry {
             path: "backup_label".into(),
-            size: lm.len(),
-            mtime: lm.mtime(),
+            size: label_text.len() as u64,
+            mtime: label_mtime,
             crc32c: Some(crc32c::crc32c(label_text.as_bytes())),
         })
         .and_then(|_| writer.finish(&[range]))
@@ -486,6 +545,9 @@ fn copy_phase(
     let mut dirs = vec![base.clone()];
     let mut trees = Vec::new();
     let mut protected: Vec<Vec<String>> = Vec::new();
+    // A tar backup's manifest lists tablespace files as pg_basebackup's
+    // does; the rsync layout's tablespace copies are not in it.
+    let tar = job.cfg.get_str("backup_compression").is_some();
     for (name, oid, loc) in &meta.tablespaces {
         if let Some(inside) = loc.strip_prefix(&format!("{}/", meta.data_directory)) {
             protected.push(inside.split('/').map(str::to_string).collect());
@@ -495,7 +557,8 @@ fn copy_phase(
             label: name.clone(),
             src: PathBuf::from(loc),
             dest: base.join(oid.to_string()),
-            manifest_prefix: None,
+            archive: oid.to_string(),
+            manifest_prefix: tar.then(|| format!("pg_tblspc/{oid}/")),
             previous: prev_base.as_ref().map(|p| p.join(oid.to_string())),
             is_pgdata: false,
         });
@@ -504,6 +567,7 @@ fn copy_phase(
         label: "pgdata".into(),
         src: PathBuf::from(&meta.data_directory),
         dest: data.clone(),
+        archive: "base".into(),
         manifest_prefix: Some(String::new()),
         previous: prev_base.as_ref().map(|p| p.join("data")),
         is_pgdata: true,
@@ -527,6 +591,7 @@ fn copy_phase(
                 Task {
                     src: PathBuf::from(f),
                     dest: data.join(&name),
+                    rel: name.clone(),
                     manifest_path: Some(name),
                     first_block: None,
                     previous: None,
@@ -534,22 +599,21 @@ fn copy_phase(
             ));
         }
     }
-    let created = std::sync::Mutex::new(std::mem::take(&mut dirs));
     let walker = |trees| Walker {
         trees,
         current: None,
         major: major.clone(),
         protected: protected.clone(),
         checksums,
-        dirs: &created,
     };
     // The bar needs a total: one extra stat-only walk, on a terminal only.
     let total: u64 = if job.options.progress {
-        let dummy = std::sync::Mutex::new(Vec::new());
-        let mut w = walker(trees.iter());
-        w.dirs = &dummy;
-        w.flatten()
-            .filter_map(|t| fs::metadata(&t.src).ok())
+        walker(trees.iter())
+            .flatten()
+            .filter_map(|e| match e {
+                Entry::File(t) => fs::metadata(&t.src).ok(),
+                Entry::Dir(_) => None,
+            })
             .map(|m| m.len())
             .sum()
     } else {
@@ -570,6 +634,18 @@ fn copy_phase(
         ),
         ..CopyReport::default()
     };
+    // pg_control last: it says where replay starts.
+    extra.push((
+        "pg_control".into(),
+        Task {
+            src: PathBuf::from(&meta.data_directory).join("global/pg_control"),
+            dest: data.join("global/pg_control"),
+            rel: "global/pg_control".into(),
+            manifest_path: Some("global/pg_control".into()),
+            first_block: None,
+            previous: None,
+        },
+    ));
     // Barman's copy items, in its order: each tablespace, PGDATA, the
     // configuration files outside PGDATA, pg_control; per item the wall
     // time and the summed worker time, as Barman's copy_stats report them.
@@ -578,46 +654,64 @@ fn copy_phase(
     let mut analysis_per_item: Vec<(String, f64)> = Vec::new();
     let mut copy_per_item: Vec<(String, f64, f64)> = Vec::new();
     let copying = Instant::now();
-    for tree in &trees {
-        let started = Instant::now();
-        let tasks = walker(std::slice::from_ref(tree).iter());
-        let serialized =
-            copy_all(tasks, job.plan.jobs, &rules, &mut report, &tick).map_err(fail)?;
-        analysis_per_item.push((tree.label.clone(), 0.0));
-        copy_per_item.push((
-            tree.label.clone(),
-            started.elapsed().as_secs_f64(),
-            serialized.as_secs_f64(),
-        ));
-    }
-    // pg_control last: it says where replay starts.
-    let control = Task {
-        src: PathBuf::from(&meta.data_directory).join("global/pg_control"),
-        dest: data.join("global/pg_control"),
-        manifest_path: Some("global/pg_control".into()),
-        first_block: None,
-        previous: None,
-    };
-    extra.push(("pg_control".into(), control));
-    for (label, task) in extra {
-        let started = Instant::now();
-        let serialized =
-            copy_all(std::iter::once(Ok(task)), 1, &rules, &mut report, &tick).map_err(fail)?;
-        copy_per_item.push((
-            label,
-            started.elapsed().as_secs_f64(),
-            serialized.as_secs_f64(),
-        ));
+    if let Some(format) = tarball::Format::from_config(job.cfg) {
+        let base_tar = tarball::copy(
+            &format,
+            &data,
+            &trees,
+            walker,
+            extra,
+            job.plan.jobs,
+            &rules,
+            &mut report,
+            &tick,
+            &mut copy_per_item,
+        )
+        .map_err(fail)?;
+        report.base_tar = Some(base_tar);
+        analysis_per_item.extend(trees.iter().map(|t| (t.label.clone(), 0.0)));
+        job.set("compression", Some(format.kind.clone()));
+    } else {
+        let created = std::sync::Mutex::new(std::mem::take(&mut dirs));
+        for tree in &trees {
+            let started = Instant::now();
+            fs::create_dir_all(&tree.dest)
+                .map_err(|e| fail(format!("{}: {e}", tree.dest.display())))?;
+            created
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(tree.dest.clone());
+            let tasks = plain_tasks(walker(std::slice::from_ref(tree).iter()), &created);
+            let serialized =
+                copy_all(tasks, job.plan.jobs, &rules, &mut report, &tick).map_err(fail)?;
+            analysis_per_item.push((tree.label.clone(), 0.0));
+            copy_per_item.push((
+                tree.label.clone(),
+                started.elapsed().as_secs_f64(),
+                serialized.as_secs_f64(),
+            ));
+        }
+        for (label, task) in extra {
+            let started = Instant::now();
+            let serialized =
+                copy_all(std::iter::once(Ok(task)), 1, &rules, &mut report, &tick).map_err(fail)?;
+            copy_per_item.push((
+                label,
+                started.elapsed().as_secs_f64(),
+                serialized.as_secs_f64(),
+            ));
+        }
+        dirs = created.into_inner().unwrap_or_else(|p| p.into_inner());
+        // An empty pg_tblspc/ as Barman's rsync layout has.
+        let tblspc = data.join("pg_tblspc");
+        if !tblspc.exists() {
+            fs::create_dir_all(&tblspc).map_err(|e| fail(e.to_string()))?;
+            dirs.push(tblspc);
+        }
     }
     let copy_time = copying.elapsed().as_secs_f64();
     if let Some(b) = bar {
         b.finish_and_clear();
-    }
-    // An empty pg_tblspc/ as Barman's rsync layout has.
-    let tblspc = data.join("pg_tblspc");
-    if !tblspc.exists() {
-        fs::create_dir_all(&tblspc).map_err(|e| fail(e.to_string()))?;
-        dirs.push(tblspc);
     }
     for d in dirs.iter().rev() {
         crate::durable::sync_dir(d).map_err(|e| fail(format!("{}: {e}", d.display())))?;

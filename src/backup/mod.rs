@@ -19,6 +19,7 @@ pub mod manifest;
 pub mod page;
 pub mod pg_basebackup;
 pub mod rsync;
+pub mod tarball;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -435,8 +436,7 @@ impl Job<'_> {
 /// rsync): `pg_backup_start` on one session kept alive, the metadata
 /// recorded, `copy` run, then — whatever the copy did — "Asking PostgreSQL
 /// server to finalize the backup." and `pg_backup_stop`; the stop location
-/// and the label are recorded, the WAL switched, and `data/backup_label`
-/// written (0644, fsynced). Returns the session (for the restore point),
+/// and the label are recorded, the WAL switched. Returns the session (for the restore point),
 /// what the copy returned, and the label.
 pub fn concurrent<T>(
     job: &mut Job<'_>,
@@ -471,11 +471,15 @@ pub fn concurrent<T>(
     job.set("backup_label", Some(python_repr_str(&label_text)));
     job.record_stop(&loc);
     let _ = session.switch_wal();
+    Ok((session, copied, label_text))
+}
+
+/// Writes `data/backup_label` (0644, fsynced), as Barman's rsync layout has it.
+pub fn write_label(job: &Job<'_>, action: &mut String, text: &str) -> Result<(), Failure> {
     *action = "writing backup label".into();
     let path = job.data_dir().join("backup_label");
-    write_synced(&path, label_text.as_bytes(), 0o644)
-        .map_err(|e| Failure::new(action, format!("{}: {e}", path.display())))?;
-    Ok((session, copied, label_text))
+    write_synced(&path, text.as_bytes(), 0o644)
+        .map_err(|e| Failure::new(action, format!("{}: {e}", path.display())))
 }
 
 /// Writes a whole file with `mode` and fsyncs it.

@@ -308,10 +308,26 @@ pub fn tar_reader(path: &Path) -> std::io::Result<Box<dyn Read + Send>> {
     let file = std::io::BufReader::with_capacity(1 << 20, file);
     Ok(match path.extension().and_then(|e| e.to_str()) {
         Some("gz") => Box::new(flate2::read::MultiGzDecoder::new(file)),
-        Some("lz4") => Box::new(lz4_flex::frame::FrameDecoder::new(file)),
+        Some("lz4") => Box::new(Lz4Frames(lz4_flex::frame::FrameDecoder::new(file))),
         Some("zst") => Box::new(zstd::stream::read::Decoder::with_buffer(file)?),
         _ => Box::new(file),
     })
+}
+
+/// An LZ4 stream of concatenated frames (the native copy writes one frame
+/// per piece): lz4_flex's decoder reports the end of each frame as the end
+/// of input, so read on while input remains.
+struct Lz4Frames<R: std::io::BufRead>(lz4_flex::frame::FrameDecoder<R>);
+
+impl<R: std::io::BufRead> Read for Lz4Frames<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            let n = self.0.read(buf)?;
+            if n > 0 || buf.is_empty() || self.0.get_mut().fill_buf()?.is_empty() {
+                return Ok(n);
+            }
+        }
+    }
 }
 
 /// One member of a (possibly compressed) tar, by name.

@@ -429,7 +429,8 @@ fn items(job: &Job<'_>, meta: &Metadata, reuse_base: Option<&Path>) -> Vec<Item>
 /// The rsync method: start the backup over SQL, copy, stop. Returns false
 /// (files are fsynced by the size walk afterwards).
 pub fn run(job: &mut Job<'_>, action: &mut String) -> Result<bool, Failure> {
-    let (session, (), _) = super::concurrent(job, action, copy_phase)?;
+    let (session, (), label) = super::concurrent(job, action, copy_phase)?;
+    super::write_label(job, action, &label)?;
     session.create_restore_point(&format!("barman_{}", job.id));
     Ok(false)
 }

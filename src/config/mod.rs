@@ -869,8 +869,22 @@ impl ServerConfig {
             }
             _ => {}
         }
+        // FIX: the native local-rsync copy writes compressed tar backups
+        // (pg_basebackup's layout, which Barman recovers); Barman disables
+        // the server instead. rsync over ssh stays as Barman has it.
+        let local = self.get_str("backup_method") == Some("local-rsync");
+        if local && self.get_str("backup_compression").is_some() {
+            if self.get_str("backup_compression_format") == Some("plain") {
+                self.disable(
+                    "backup_compression_format = plain is not supported by local-rsync backup_method (a compressed local backup is a tar)".into(),
+                );
+            }
+            if matches!(self.get_str("reuse_backup"), Some("copy" | "link")) {
+                self.disable("reuse_backup option is not supported with backup_compression".into());
+            }
+        }
         if matches!(self.get_str("backup_method"), Some("rsync" | "local-rsync")) {
-            if self.get_str("backup_compression").is_some() {
+            if !local && self.get_str("backup_compression").is_some() {
                 self.disable(
                     "backup_compression option is not supported by rsync backup_method".into(),
                 );

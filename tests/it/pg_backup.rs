@@ -215,7 +215,17 @@ fn pg_local_rsync_backup_under_load_verifies_and_reuses() {
 
 #[test]
 fn pg_local_rsync_reports_a_corrupted_page() {
-    let (pg, env) = setup(true, "backup_method = local-rsync\n");
+    corrupted_page_is_reported("");
+}
+
+/// The same through the compressed tar form of the native copy.
+#[test]
+fn pg_local_rsync_zstd_tar_reports_a_corrupted_page() {
+    corrupted_page_is_reported("backup_compression = zstd\n");
+}
+
+fn corrupted_page_is_reported(compression: &str) {
+    let (pg, env) = setup(true, &format!("backup_method = local-rsync\n{compression}"));
     pg.psql(
         "CREATE TABLE victim AS SELECT g, repeat('x', 100) AS pad FROM generate_series(1, 1000) g",
     );

@@ -140,6 +140,21 @@ fn recover_and_check(
     extra: &[&str],
     markers: &[(&str, u32)],
 ) {
+    recover_with(py_ok, pg, env, id, tag, immediate, extra, markers)
+}
+
+/// [`recover_and_check`] with either tool.
+#[allow(clippy::too_many_arguments)]
+fn recover_with(
+    tool: fn(&TestEnv, &[&str]) -> String,
+    pg: &PgCluster,
+    env: &TestEnv,
+    id: &str,
+    tag: &str,
+    immediate: bool,
+    extra: &[&str],
+    markers: &[(&str, u32)],
+) {
     let dest = pg.dir.join(format!("rec-{tag}"));
     let tbs = pg.dir.join(format!("rec-{tag}-tbs"));
     let socket = pg.dir.join(format!("rec-{tag}-sock"));
@@ -160,7 +175,7 @@ fn recover_and_check(
         args.extend(["--target-immediate", "--target-action", "promote"]);
     }
     args.extend(extra);
-    let out = py_ok(env, &args);
+    let out = tool(env, &args);
     assert!(
         out.contains(&format!(
             "Starting local restore for server pg using backup {id}"
@@ -610,6 +625,66 @@ fn pg_interop_barman_recovers_our_compressed_tar_backup() {
         true,
         &["--staging-path", staging.to_str().unwrap()],
         &[("tar", 33), ("after", 0)],
+    );
+}
+
+const NATIVE_LZ4: &str =
+    "backup_method = local-rsync\nparallel_jobs = 2\nbackup_compression = lz4\n";
+
+/// The native copy with `backup_compression`: pg_basebackup's tar layout
+/// (one LZ4 frame per piece, compressed on both cores), which Barman
+/// (tar + the lz4 command) and barman-rs both recover.
+#[test]
+fn pg_interop_both_recover_our_native_compressed_backup() {
+    let (pg, env) = setup(false, NATIVE_LZ4);
+    mark(&pg, "lz4", 44);
+    let mut bench = load(&pg, 3);
+    rs_ok(&env, &["backup", "pg", "--wait", "--wait-timeout", "60"]);
+    let _ = bench.wait();
+    let id = new_backup(&env, &[]);
+    let info = info(&env, &id);
+    assert_eq!(field(&info, "status"), "DONE");
+    assert_eq!(field(&info, "compression"), "lz4");
+    let oid = pg.psql("SELECT oid FROM pg_tablespace WHERE spcname = 'tbs'");
+    let data = env.home().join("pg/base").join(&id).join("data");
+    let mut names: Vec<String> = std::fs::read_dir(&data)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let mut want = vec![
+        "backup_manifest".to_string(),
+        "base.tar.lz4".to_string(),
+        format!("{oid}.tar.lz4"),
+    ];
+    want.sort();
+    assert_eq!(names, want);
+    // Barman disables a local-rsync server with backup_compression: it
+    // reads the catalog under a configuration it accepts.
+    set_method(&env, NATIVE_LZ4, POSTGRES);
+    barman_sees(&env, &id, "R");
+    mark(&pg, "after", 1);
+    let staging = pg.dir.join("staging");
+    mkdir_postgres(&staging);
+    recover_and_check(
+        &pg,
+        &env,
+        &id,
+        "native-lz4",
+        true,
+        &["--staging-path", staging.to_str().unwrap()],
+        &[("lz4", 44), ("after", 0)],
+    );
+    recover_with(
+        rs_ok,
+        &pg,
+        &env,
+        &id,
+        "native-lz4-rs",
+        false,
+        &[],
+        &[("lz4", 44)],
     );
 }
 
