@@ -5,6 +5,10 @@
 #                      the native pipeline copy)
 #       reuse:N        local-rsync with reuse_backup = link, timed on an unchanged cluster right
 #                      after an untimed full backup (both deleted afterwards)
+#       native:N:C     local-rsync with backup_compression = C (lz4, zstd, gzip), parallel_jobs = N:
+#                      the native copy writing pg_basebackup's tar layout, compressed on N cores
+#                      (Barman refuses backup_compression with local-rsync; its check-backup and
+#                      show-backup verify the result under a postgres-method configuration)
 # Every configuration runs with immediate_checkpoint = true, so the figures time the
 # copy, not PostgreSQL's spread checkpoint.
 # Run from the repository: BARMAN_RS=target/release/barman bash benches/backup.sh
@@ -68,6 +72,9 @@ barman_opts() {
         rsync:*) printf '%s\n' "backup_method = rsync" "parallel_jobs = ${1#*:}" "reuse_backup = off" ;;
         local-rsync:*) printf '%s\n' "backup_method = local-rsync" "parallel_jobs = ${1#*:}" "reuse_backup = off" ;;
         reuse:*) printf '%s\n' "backup_method = local-rsync" "parallel_jobs = ${1#*:}" "reuse_backup = link" ;;
+        native:*) local n=${1#native:}
+                  printf '%s\n' "backup_method = local-rsync" "parallel_jobs = ${n%%:*}" "reuse_backup = off" \
+                      "backup_compression = ${n#*:}" ;;
         *) die "unknown Barman backup configuration $1" ;;
     esac
 }
@@ -75,7 +82,7 @@ barman_opts() {
 run_barman_backup() { # run_barman_backup BINARY CONFIG
     local bin=$1 cfg=$2 id status opts
     mapfile -t opts < <(barman_opts "$cfg")
-    if [[ $cfg == local-rsync:* || $cfg == reuse:* ]]; then
+    if [[ $cfg == local-rsync:* || $cfg == reuse:* || $cfg == native:* ]]; then
         # Barman refuses ssh_command with local-rsync.
         SSH_CMD="" barman_backup_conf "${opts[0]#backup_method = }" "${opts[@]:1}" "immediate_checkpoint = true"
     else
@@ -89,6 +96,9 @@ run_barman_backup() { # run_barman_backup BINARY CONFIG
     fi
     measure as_bench "$bin" -c "$BCONF" -q backup --wait --wait-timeout 600 pg
     RUN_OK=ok RUN_SIZE=0
+    # Barman disables a local-rsync server with backup_compression: verify
+    # the backup under a configuration it accepts.
+    [[ $cfg != native:* ]] || barman_backup_conf postgres "immediate_checkpoint = true"
     id=$(barman_last_backup)
     if [[ -z $id ]]; then RUN_OK="no backup (exit $M_RC)"; return; fi
     RUN_SIZE=$(dir_bytes "$BHOME/pg/base/$id")
@@ -143,6 +153,8 @@ describe() { # describe TOOL CONFIG -> "method<TAB>compression<TAB>jobs"
         *:rsync:*) printf 'rsync over ssh\tnone\t%s' "${2#*:}" ;;
         *:local-rsync:*) printf 'local-rsync\tnone\t%s' "${2#*:}" ;;
         *:reuse:*) printf 'local-rsync, reuse_backup=link, unchanged\tnone\t%s' "${2#*:}" ;;
+        *:native:*) local n=${2#native:}
+                    printf 'local-rsync (native tar)\t%s\t%s' "${n#*:}" "${n%%:*}" ;;
     esac
 }
 

@@ -47,7 +47,7 @@
 # How to run:  BARMAN_RS=/path/to/barman bash get-wal.sh
 #              REPS=1 SEGMENTS=40 CALLS=30 BARMAN_RS=/path/to/barman bash get-wal.sh
 # Knobs: SEGMENTS (200), CALLS (100; at most the segments written after the backup),
-#   ARCHIVE_CALLS (CALLS), COMPRESSIONS ("gzip zstd"; Barman `compression` values, or none;
+#   ARCHIVE_CALLS (30: Barman's archive-wal takes ~1 s a segment with gzip), COMPRESSIONS ("gzip zstd"; Barman `compression` values, or none;
 #   NAME@LEVEL sets compression_level), RECOVERY_COMPRESSIONS ("gzip"), PARTS ("get-wal
 #   put-wal wal-archive archive-wal recovery"), RECOVERY_TIMEOUT (1800 s), plus lib.sh's
 #   (REPS, BARMAN, BARMAN_RS, BENCH_KEEP, BENCH_RESULTS, BENCH_QUIET_WAIT, ...).
@@ -58,7 +58,7 @@ source "$HERE/lib.sh"
 
 SEGMENTS=${SEGMENTS:-200}
 CALLS=${CALLS:-100}
-ARCHIVE_CALLS=${ARCHIVE_CALLS:-$CALLS}
+ARCHIVE_CALLS=${ARCHIVE_CALLS:-30}
 COMPRESSIONS=${COMPRESSIONS:-"gzip zstd"}
 RECOVERY_COMPRESSIONS=${RECOVERY_COMPRESSIONS:-"gzip"}
 PARTS=${PARTS:-"get-wal put-wal wal-archive archive-wal recovery"}
@@ -102,8 +102,11 @@ log "Barman backup"
 as_bench "$BARMAN" -c "$BCONF" -q backup --wait --wait-timeout 600 pg >/dev/null
 BACKUP_ID=$(barman_last_backup)
 [[ -n $BACKUP_ID ]] || die "Barman made no backup"
-BEGIN_WAL=$(awk -F= '$1 == "begin_wal" {print $2}' "$BHOME/pg/base/$BACKUP_ID/backup.info")
-END_WAL=$(awk -F= '$1 == "end_wal" {print $2}' "$BHOME/pg/base/$BACKUP_ID/backup.info")
+INFO=$BHOME/pg/meta/$BACKUP_ID-backup.info          # Barman >= 3.11; base/ID/backup.info before
+[[ -f $INFO ]] || INFO=$BHOME/pg/base/$BACKUP_ID/backup.info
+BEGIN_WAL=$(awk -F= '$1 == "begin_wal" {print $2}' "$INFO")
+END_WAL=$(awk -F= '$1 == "end_wal" {print $2}' "$INFO")
+[[ -n $BEGIN_WAL && -n $END_WAL ]] || die "no begin_wal/end_wal in $INFO"
 log "backup $BACKUP_ID: WAL $BEGIN_WAL .. $END_WAL; generating $SEGMENTS segments of WAL ($((SEGMENTS * 16)) MiB)"
 t0=$SECONDS
 start_lsn=$(psql_at "$SRC" "SELECT pg_current_wal_lsn()")
@@ -118,7 +121,7 @@ for ((i = 0; i < 3000; i++)); do
     [[ ! "$(psql_at "$SRC" "SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver")" < "$last" ]] && break
     sleep 0.2
 done
-ROWS=$(row_counts "$SRC")
+ROWS=$(row_counts "$SRC")              # what every recovery must reach
 pg_stop "$SRC"
 log "WAL generated in $((SECONDS - t0)) s, last archived segment $last"
 # What a recovery from the backup fetches: every segment from begin_wal on.
@@ -208,7 +211,7 @@ done
 as_bench mkfifo "$W/nap.fifo"            # read -t on it: a sleep without a fork
 
 OUTF=$W/out/RECOVERYXLOG                 # restore_command's %p
-as_bench mkdir -p "$W/out" "$W/calls" "$W/streams"
+as_bench mkdir -p "$W/out" "$W/calls" "$W/streams" "$W/bin-none"
 barman_conf "$ICONF" "$IHOME" "$SRC" "backup_method = postgres"
 
 # run_calls KEY ROUND PATHDIR PRE CMD SEG... : the calls, under `measure` (quiet machine,
@@ -225,7 +228,7 @@ run_calls() {
     failed=$(awk '$7 != 0' "$out" | wc -l)
     if ((M_RC != 0)); then RUN_OK="runner exit $M_RC"
     elif (($(wc -l <"$out") != $#)); then RUN_OK="$(wc -l <"$out")/$# calls ran"
-    elif ((failed > 0)); then RUN_OK="$failed/$# calls failed: $(grep -v '^[[:space:]]*$' "$out.err" | head -1)"
+    elif ((failed > 0)); then RUN_OK="$failed/$# calls failed: $(grep -v '^[[:space:]]*$' "$out.err" | head -1 || true)"
     fi
 }
 
@@ -241,7 +244,7 @@ run_get_wal() { # run_get_wal TOOL SPEC ROUND   (TOOL cp: the floor)
         cmd="'$bin' -c '$BCONF' get-wal -P pg %s > '$OUTF'"
     fi
     as_bench rm -f "$OUTF"
-    run_calls "get-wal|$tool|$2" "$rep" "$W" "" "$cmd" "${CALL_SEGS[@]}"
+    run_calls "get-wal|$tool|$2" "$rep" "$W/bin-none" "" "$cmd" "${CALL_SEGS[@]}"
     [[ $RUN_OK != ok ]] || segment_ok "$OUTF" "$last" || RUN_OK="output of $last differs"
 }
 
@@ -274,7 +277,7 @@ run_archive_wal() { # run_archive_wal TOOL SPEC ROUND
     barman_conf "$ICONF" "$IHOME" "$SRC" "backup_method = postgres" "${opts[@]}"
     as_bench rm -rf "$IHOME"
     as_bench mkdir -p "$IHOME/pg/incoming"
-    run_calls "archive-wal|$tool|$spec" "$rep" "$W" "ln '$ALLWAL/%s' '$IHOME/pg/incoming/%s'" \
+    run_calls "archive-wal|$tool|$spec" "$rep" "$W/bin-none" "ln '$ALLWAL/%s' '$IHOME/pg/incoming/%s'" \
         "'$bin' -c '$ICONF' -q archive-wal pg" "${ARCH_SEGS[@]}"
     if [[ $RUN_OK == ok ]]; then
         n=$(find "$IHOME/pg/wals" -mindepth 2 -maxdepth 2 -type f -printf '%f\n' 2>/dev/null | awk "$AWK_IS_WAL"' is_wal($0)' | wc -l)
@@ -296,7 +299,7 @@ recovery_run() {
     t0=$EPOCHREALTIME
     as_bench "$PG_BINDIR/pg_ctl" -D "$d" -l "$log" -W \
         -o "-c unix_socket_directories='$sock' -c listen_addresses='' -c archive_mode=off -c port=$PG_PORT" \
-        start >/dev/null || state="pg_ctl failed"
+        start >/dev/null {fd}<&- {nap}<&- || state="pg_ctl failed"
     deadline=$((SECONDS + RECOVERY_TIMEOUT))
     while [[ $state == timeout ]] && ((SECONDS < deadline)); do
         if IFS= read -r line <&"$fd"; then
@@ -333,7 +336,7 @@ run_recovery() { # run_recovery TOOL SPEC  (TOOL cp: the floor, recovered by Bar
     [[ $tool == cp ]] || GEN_CMD[$tool]=$gen
     if [[ $gen != "restore_command = 'barman get-wal -P pg %f > %p'" ]]; then
         RUN_OK="recover wrote [$gen], not Barman's restore_command"
-        [[ $tool == cp ]] || return
+        [[ $tool == cp ]] || return 0
     fi
     if [[ $tool == cp ]]; then
         cmd="cp $ALLWAL/%f %p"
@@ -348,7 +351,8 @@ run_recovery() { # run_recovery TOOL SPEC  (TOOL cp: the floor, recovered by Bar
     sync
     measure recovery_run "$TARGET"
     read -r t0 t1 inrec state <"$W/recovery.result"
-    n=$(grep -c 'restored log file "[0-9A-F]*" from archive' "$TARGET.log" || true)
+    # distinct segments (PostgreSQL reads the last one again when it switches timeline)
+    n=$(grep -o 'restored log file "[0-9A-F]\{24\}" from archive' "$TARGET.log" | sort -u | wc -l || true)
     if [[ $state != ok ]]; then
         RUN_OK="$state"
         log "recovery log tail: $(tail -5 "$TARGET.log")"
@@ -357,6 +361,10 @@ run_recovery() { # run_recovery TOOL SPEC  (TOOL cp: the floor, recovered by Bar
     elif ((n != ${#RECOVERY_SEGS[@]})); then
         RUN_OK="restored $n of ${#RECOVERY_SEGS[@]} segments"
         log "recovery log: $(grep -m3 -E 'ERROR|FATAL|not found' "$TARGET.log" | tr '\n' ' ')"
+    else
+        # untimed: started again (normal start now), rows counted against the source's
+        out=$(verify_restored "$TARGET")
+        [[ $out == ok ]] || RUN_OK="after recovery: $out"
     fi
     RUN_SECS=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b - a}')
     as_bench rm -rf "$TARGET" "$(pg_sock "$TARGET")"
@@ -464,7 +472,7 @@ done
     machine_info
     echo "backup $BACKUP_ID; recovery replays ${#RECOVERY_SEGS[@]} segments ($BEGIN_WAL .. ${RECOVERY_SEGS[-1]});"\
          "per-call tests: $CALLS segments (archive-wal: $ARCHIVE_CALLS); CPU accounting: $CG_MODE"
-    ((${#CATALOG_NOTES[@]})) && echo "Barman catalogs (wals/, by Barman's archive-wal): $(IFS=';'; echo "${CATALOG_NOTES[*]}")"
+    ((${#CATALOG_NOTES[@]})) && echo "Barman catalogs (wals/, by Barman's archive-wal): $(printf '%s; ' "${CATALOG_NOTES[@]}" | sed 's/; $//')"
     part put-wal && echo "put-wal stream (captured from barman-wal-archive): $STREAM_MEMBERS"
     for n in "${NOTES[@]}"; do echo "note: $n"; done
     echo
@@ -479,8 +487,8 @@ describe() { # describe CFG -> the command as run per segment
         put-wal:*) echo "put-wal pg < barman-wal-archive stream" ;;
         wal-archive:*) echo "barman-wal-archive localhost pg SEG → put-wal" ;;
         archive-wal:*) echo "archive-wal pg (1 segment)" ;;
-        recovery:cp) echo "restore_command = cp allwal/%f %p (floor)" ;;
-        recovery:*) echo "restore_command = barman get-wal -P pg %f > %p" ;;
+        recovery:cp) echo "cp allwal/%f %p (floor)" ;;
+        recovery:*) echo "barman get-wal -P pg %f > %p" ;;
     esac
 }
 
@@ -493,7 +501,8 @@ barman_median() { # barman_median CFG MEDIANS_ASSOC_NAME
     [[ $kind == recovery && $tool == cp ]] && spec=${RECOVERY_COMPRESSIONS%% *}
     echo "${meds[$kind|Barman|$spec]:-}"
 }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a != "" && b > 0) printf "%.2f", a / b; else printf "-"}'; }
+verdict() { local v=${OKS[$1]:-ok}; v=${v%; }; echo "${v//|/\\|}"; }
+ratio() { [[ $3 == cp ]] && { echo -; return; }; awk -v a="$1" -v b="$2" 'BEGIN {if (a != "" && b > 0) printf "%.2f", a / b; else printf "-"}'; }
 
 print_calls_table() { # print_calls_table TITLE KIND...
     local title=$1; shift
@@ -517,15 +526,22 @@ print_calls_table() { # print_calls_table TITLE KIND...
         read -ra hc <<<"${HCPUS[$cfg]}"
         table_row "$([[ $tool == cp ]] && echo "(floor)" || echo "$tool")" "$(describe "$cfg")" "$spec" "$n" "$med" "$mean" "$cpu" \
             "$(awk -v h="$(median "${hc[@]}")" -v n="$((n / ${#files[@]}))" 'BEGIN {printf "%.1f", h * 1000 / n}')" \
-            "$(ratio "$(barman_median "$cfg" MED)" "$med")" "${means% }" "${OKS[$cfg]:-ok}"
+            "$(ratio "$(barman_median "$cfg" MED)" "$med" "$tool")" "${means% }" "$(verdict "$cfg")"
         rows=$((rows + 1))
     done
-    ((rows == 0)) || table_print "$title" "$OUT"
-    echo | tee -a "$OUT"
+    ((rows == 0)) || { table_print "$title" "$OUT"; echo | tee -a "$OUT"; }
 }
 
-mapfile -t ALL_CFGS < <(printf '%s\n' "${!FILES[@]}" "${!RSECS[@]}" "${!OKS[@]}" | awk 'NF && !seen[$0]++' |
-    sort -t'|' -k1,1 -k3,3 -k2,2)
+# every configuration, in table order
+ALL_CFGS=()
+for c in $COMPRESSIONS; do for t in "${TOOLS[@]}"; do ALL_CFGS+=("get-wal|$t|$c"); done; done
+ALL_CFGS+=("get-wal|cp|plain")
+for k in put-wal wal-archive; do for t in "${TOOLS[@]}"; do ALL_CFGS+=("$k|$t|plain"); done; done
+for c in $COMPRESSIONS; do for t in "${TOOLS[@]}"; do ALL_CFGS+=("archive-wal|$t|$c"); done; done
+if part recovery; then
+    for c in $RECOVERY_COMPRESSIONS; do for t in "${TOOLS[@]}"; do ALL_CFGS+=("recovery|$t|$c"); done; done
+    ALL_CFGS+=("recovery|cp|plain")
+fi
 print_calls_table "restore_command side: get-wal per segment" get-wal
 print_calls_table "archive_command side: per segment" put-wal wal-archive archive-wal
 
@@ -543,7 +559,7 @@ if part recovery; then
         IFS='|' read -r kind tool spec <<<"$cfg"
         [[ $kind == recovery ]] || continue
         if [[ -z ${RSECS[$cfg]:-} ]]; then
-            table_row "$tool" "$(describe "$cfg")" "$spec" "$nseg" - - - - - - - "${OKS[$cfg]:-no run}"
+            table_row "$tool" "$(describe "$cfg")" "$spec" "$nseg" - - - - - - - "$(verdict "$cfg")"
             continue
         fi
         read -ra s <<<"${RSECS[$cfg]}"
@@ -552,9 +568,9 @@ if part recovery; then
         med=${RMED[$cfg]}
         table_row "$([[ $tool == cp ]] && echo "(floor)" || echo "$tool")" "$(describe "$cfg")" "$spec" "$nseg" "$med" \
             "$(awk -v s="$med" -v n="$nseg" 'BEGIN {printf "%.1f", s * 1000 / n}')" \
-            "$(ratio "$(barman_median "$cfg" RMED)" "$med")" \
-            "$(awk -v s="$med" -v f="$floor" -v n="$nseg" 'BEGIN {if (f != "") printf "%.1f", (s - f) * 1000 / n; else printf "-"}')" \
-            "$(median "${c[@]}")" "$(median "${h[@]}")" "${s[*]}" "${OKS[$cfg]:-ok}"
+            "$(ratio "$(barman_median "$cfg" RMED)" "$med" "$tool")" \
+            "$(awk -v s="$med" -v f="$floor" -v n="$nseg" -v t="$tool" 'BEGIN {if (f != "" && t != "cp") printf "%.1f", (s - f) * 1000 / n; else printf "-"}')" \
+            "$(median "${c[@]}")" "$(median "${h[@]}")" "${s[*]}" "$(verdict "$cfg")"
     done
     table_print "Recovery through restore_command, to the end of the archive" "$OUT"
 fi

@@ -200,7 +200,8 @@ pub struct Tree {
     is_pgdata: bool,
 }
 
-/// A directory met by the walk (before any of its files).
+/// A directory met by the walk (before any of its files); the tree's root
+/// comes first, with an empty `rel`.
 #[derive(Debug, Clone)]
 pub struct Dir {
     pub dest: PathBuf,
@@ -256,9 +257,6 @@ impl Walker<'_> {
         }
         let dest = tree.dest.join(&rel_path);
         if entry.file_type().is_dir() {
-            if rel.is_empty() {
-                return Ok(None);
-            }
             let meta = entry.metadata().ok();
             return Ok(Some(Entry::Dir(Dir {
                 dest,
@@ -675,12 +673,6 @@ fn copy_phase(
         let created = std::sync::Mutex::new(std::mem::take(&mut dirs));
         for tree in &trees {
             let started = Instant::now();
-            fs::create_dir_all(&tree.dest)
-                .map_err(|e| fail(format!("{}: {e}", tree.dest.display())))?;
-            created
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(tree.dest.clone());
             let tasks = plain_tasks(walker(std::slice::from_ref(tree).iter()), &created);
             let serialized =
                 copy_all(tasks, job.plan.jobs, &rules, &mut report, &tick).map_err(fail)?;

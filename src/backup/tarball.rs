@@ -313,6 +313,8 @@ impl<I: Iterator<Item = Result<Entry, String>>> Iterator for Packer<I> {
                     self.done = true;
                     return Some(Err(e));
                 }
+                // The archive's root is its extraction directory.
+                Some(Ok(Entry::Dir(d))) if d.rel.is_empty() => {}
                 Some(Ok(Entry::Dir(d))) => {
                     self.pending.push(Part::Dir(d));
                     self.pending_bytes += BLOCK;
