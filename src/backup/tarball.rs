@@ -159,7 +159,14 @@ struct Frame {
 pub struct Stream {
     staged: Staged,
     compressor: Option<Compressor>,
+    written: u64,
+    /// Where writeback has been started up to.
+    flushed: u64,
 }
+
+/// Writeback is started every so many bytes appended, so the final fsync
+/// of a multi-GiB archive does not find it all still dirty in memory.
+const WRITEBACK: u64 = 32 << 20;
 
 impl Stream {
     fn create(format: &Format, dir: &Path, base: &str) -> Result<Stream, String> {
@@ -169,15 +176,30 @@ impl Stream {
         Ok(Stream {
             staged,
             compressor: format.compressor()?,
+            written: 0,
+            flushed: 0,
         })
     }
 
     fn append(&mut self, frame: &[u8]) -> Result<(), String> {
-        let target = self.staged.target().display().to_string();
-        self.staged
-            .file()
-            .write_all(frame)
-            .map_err(|e| format!("{target}: {e}"))
+        let file = self.staged.file();
+        if let Err(e) = file.write_all(frame) {
+            return Err(format!("{}: {e}", self.staged.target().display()));
+        }
+        self.written += frame.len() as u64;
+        if self.written - self.flushed >= WRITEBACK {
+            // POSIX_FADV_DONTNEED starts writeback of the range's dirty
+            // pages (and drops its clean ones: a backup is not read back
+            // soon). Only advice: an error changes nothing.
+            let _ = nix::fcntl::posix_fadvise(
+                &*file,
+                self.flushed as i64,
+                (self.written - self.flushed) as i64,
+                nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+            );
+            self.flushed = self.written;
+        }
+        Ok(())
     }
 
     /// Appends `files` (name, content; mode 0600, mtime now) and the end of

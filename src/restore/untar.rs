@@ -148,7 +148,11 @@ fn member_path(archive: &Path, raw: &Path) -> Result<Option<String>, String> {
 
 fn extract(a: &Archive, expected: &Expected) -> Result<Extracted, String> {
     let ctx = |e: std::io::Error| format!("cannot read '{}': {e}", a.path.display());
-    let reader = tar_reader(&a.path).map_err(ctx)?;
+    let mut reader = tar_reader(&a.path).map_err(ctx)?;
+    // Decompression on a core of its own, writing on this one.
+    if a.path.extension().is_some_and(|e| e != "tar") {
+        reader = Box::new(crate::fileio::ReadAhead::spawn(reader, 1 << 20, 8));
+    }
     let mut archive = tar::Archive::new(reader);
     let mut out = Extracted::default();
     make_dir(&a.dest, 0o700)?;
