@@ -41,6 +41,24 @@ impl Drop for Staging {
     }
 }
 
+/// Writes through, hashing what it writes.
+struct Sha256Writer<W> {
+    inner: W,
+    sha: Sha256,
+}
+
+impl<W: io::Write> io::Write for Sha256Writer<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.sha.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 fn hexdigest(path: &Path, md5: bool) -> io::Result<String> {
     let data = std::fs::read(path)?;
     Ok(if md5 {
@@ -87,6 +105,7 @@ pub fn run(ctx: &mut Ctx, server: &str, test: bool) {
     let mut sums: BTreeMap<String, String> = BTreeMap::new();
     let mut sum_order: Vec<String> = Vec::new();
     let mut md5 = false;
+    let mut received: BTreeMap<String, String> = BTreeMap::new();
 
     let mut stdin = Counting {
         inner: io::stdin().lock(),
@@ -141,9 +160,17 @@ pub fn run(ctx: &mut Ctx, server: &str, test: bool) {
             }
             let tmp = incoming.join(format!(".{pid}-{name}"));
             staging.0.push((name.clone(), tmp.clone()));
-            let mut file =
+            let file =
                 std::fs::File::create(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+            // SHA-256 (barman-cli's default) as the bytes go by, not by
+            // reading the file back; MD5SUMS, if that is what comes, rereads.
+            let mut file = Sha256Writer {
+                inner: file,
+                sha: Sha256::new(),
+            };
             io::copy(&mut entry, &mut file).map_err(|e| format!("{}: {e}", tmp.display()))?;
+            received.insert(name.clone(), format!("{:x}", file.sha.finalize_reset()));
+            let file = file.inner;
             if let Ok(mtime) = entry.header().mtime() {
                 let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime);
                 let _ = file.set_times(std::fs::FileTimes::new().set_modified(t).set_accessed(t));
@@ -169,6 +196,10 @@ pub fn run(ctx: &mut Ctx, server: &str, test: bool) {
 
     let mut hashes: BTreeMap<String, String> = BTreeMap::new();
     for (name, tmp) in &staging.0 {
+        if let Some(sha) = received.get(name).filter(|_| !md5) {
+            hashes.insert(name.clone(), sha.clone());
+            continue;
+        }
         match hexdigest(tmp, md5) {
             Ok(h) => {
                 hashes.insert(name.clone(), h);
