@@ -35,8 +35,11 @@
 #      the next one and promoted (PostgreSQL's end-of-recovery checkpoint included; the
 #      restored cluster keeps the source's fsync = off). Per compression in
 #      RECOVERY_COMPRESSIONS; plus a floor row, restore_command = 'cp allwal/%f %p'.
-#      Verified: the server log shows every segment "restored ... from archive" and
-#      pg_is_in_recovery() is false.
+#      Verified: the server log shows every segment "restored ... from archive",
+#      pg_is_in_recovery() is false, and (untimed, restarted) the row counts are the
+#      source's at its last archived segment.
+# Also verified: get-wal's last output, put-wal's first and last landed segment and
+# archive-wal's last archived one have the original's SHA-1; every call exited 0.
 # Columns, per call: ms per call (median and mean of all calls of all rounds), CPU ms per
 # call (user+sys of the `sh -c` and everything under it, from bash's `times`), host CPU ms
 # per call (the whole machine; well above CPU means someone else's load), Barman ÷ this,
@@ -44,13 +47,14 @@
 # segment above the cp floor (the restore_command's share), CPU s of PostgreSQL plus every
 # restore_command (cgroup), host CPU s.
 #
-# How to run:  BARMAN_RS=/path/to/barman bash get-wal.sh
-#              REPS=1 SEGMENTS=40 CALLS=30 BARMAN_RS=/path/to/barman bash get-wal.sh
+# How to run:  BARMAN_RS=/path/to/barman bash get-wal.sh          (~30 min on 2 cores)
+#              REPS=1 SEGMENTS=40 CALLS=30 BARMAN_RS=/path/to/barman bash get-wal.sh  (~5 min)
 # Knobs: SEGMENTS (200), CALLS (100; at most the segments written after the backup),
-#   ARCHIVE_CALLS (30: Barman's archive-wal takes ~1 s a segment with gzip), COMPRESSIONS ("gzip zstd"; Barman `compression` values, or none;
-#   NAME@LEVEL sets compression_level), RECOVERY_COMPRESSIONS ("gzip"), PARTS ("get-wal
-#   put-wal wal-archive archive-wal recovery"), RECOVERY_TIMEOUT (1800 s), plus lib.sh's
-#   (REPS, BARMAN, BARMAN_RS, BENCH_KEEP, BENCH_RESULTS, BENCH_QUIET_WAIT, ...).
+#   ARCHIVE_CALLS (30: Barman's archive-wal takes ~1 s a segment with gzip),
+#   COMPRESSIONS ("gzip zstd"; Barman `compression` values, or none; NAME@LEVEL sets
+#   compression_level), RECOVERY_COMPRESSIONS ("gzip"), PARTS ("get-wal put-wal wal-archive
+#   archive-wal recovery"), RECOVERY_TIMEOUT (1800 s), plus lib.sh's (REPS, BARMAN,
+#   BARMAN_RS, PEERS_DIR, BENCH_KEEP, BENCH_RESULTS, BENCH_QUIET_WAIT, ...).
 set -euo pipefail
 HERE=${SHARED_BENCH:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../../shared/bench" && pwd)}
 # shellcheck source=lib.sh
@@ -372,7 +376,6 @@ run_recovery() { # run_recovery TOOL SPEC  (TOOL cp: the floor, recovered by Bar
 
 # --- 3. the measurements ----------------------------------------------------------------------
 declare -A FILES OKS RSECS CPUS HCPUS
-ROUND_MEANS=()
 record() { # record CFG ROUND : keep what the last run_* left
     local cfg=$1 rep=$2
     if [[ $cfg == recovery* ]]; then
@@ -514,7 +517,7 @@ print_calls_table() { # print_calls_table TITLE KIND...
         read -r med _ <<<"$(calls_stats "${files[@]}")"
         MED[$cfg]=$med
     done
-    table_header $'tool\tcommand (one sh -c per segment)\tcompression\tcalls\tms/call median\tms/call mean\tCPU ms/call\thost CPU ms/call\tBarman ÷ this\tround means (ms)\tverified'
+    table_header $'tool\tcommand (one sh -c per segment)\tcompression\tcalls (rounds×N)\tms/call median\tms/call mean\tCPU ms/call\thost CPU ms/call\tBarman ÷ this\tround means (ms)\tverified'
     local rows=0
     for cfg in "${ALL_CFGS[@]}"; do
         IFS='|' read -r kind tool spec <<<"$cfg"
@@ -524,7 +527,7 @@ print_calls_table() { # print_calls_table TITLE KIND...
         means=""
         for f in "${files[@]}"; do means+="$(calls_stats "$f" | awk '{print $2}') "; done
         read -ra hc <<<"${HCPUS[$cfg]}"
-        table_row "$([[ $tool == cp ]] && echo "(floor)" || echo "$tool")" "$(describe "$cfg")" "$spec" "$n" "$med" "$mean" "$cpu" \
+        table_row "$([[ $tool == cp ]] && echo "(floor)" || echo "$tool")" "$(describe "$cfg")" "$spec" "${#files[@]}×$((n / ${#files[@]}))" "$med" "$mean" "$cpu" \
             "$(awk -v h="$(median "${hc[@]}")" -v n="$((n / ${#files[@]}))" 'BEGIN {printf "%.1f", h * 1000 / n}')" \
             "$(ratio "$(barman_median "$cfg" MED)" "$med" "$tool")" "${means% }" "$(verdict "$cfg")"
         rows=$((rows + 1))
