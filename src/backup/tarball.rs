@@ -98,7 +98,7 @@ impl Format {
     }
 
     fn compressor(&self) -> Result<Option<Compressor>, String> {
-        let Some(codec) = self.codec else {
+        let Some(codec) = self.codec.filter(|c| *c != Codec::Lz4) else {
             return Ok(None);
         };
         Compressor::new(&Settings {
@@ -159,6 +159,7 @@ struct Frame {
 pub struct Stream {
     staged: Staged,
     compressor: Option<Compressor>,
+    lz4: bool,
     written: u64,
     /// Where writeback has been started up to.
     flushed: u64,
@@ -176,6 +177,7 @@ impl Stream {
         Ok(Stream {
             staged,
             compressor: format.compressor()?,
+            lz4: format.codec == Some(Codec::Lz4),
             written: 0,
             flushed: 0,
         })
@@ -222,7 +224,7 @@ impl Stream {
             pad(&mut tar);
         }
         tar.resize(tar.len() + 2 * BLOCK as usize, 0);
-        let frame = frame(&mut self.compressor, tar)?;
+        let frame = frame(&mut self.compressor, self.lz4, &mut tar, Vec::new())?;
         self.append(&frame)?;
         let target = self.staged.target().to_path_buf();
         let ctx = |e: io::Error| format!("{}: {e}", target.display());
@@ -232,16 +234,65 @@ impl Stream {
     }
 }
 
-/// `tar` as one compressed frame (or as is, for an uncompressed archive).
-fn frame(c: &mut Option<Compressor>, tar: Vec<u8>) -> Result<Vec<u8>, String> {
+/// `tar` as one compressed frame in `out` (or `tar` itself, for an
+/// uncompressed archive, with `out` left in its place).
+fn frame(
+    c: &mut Option<Compressor>,
+    lz4: bool,
+    tar: &mut Vec<u8>,
+    mut out: Vec<u8>,
+) -> Result<Vec<u8>, String> {
     match c {
-        None => Ok(tar),
+        // What pg_basebackup's LZ4F writes: independent blocks (each one
+        // compressed without the previous as dictionary) of 4 MiB, no
+        // content checksum (the manifest's CRC32C checks every file).
+        None if lz4 => {
+            use std::io::Write as _;
+            let info = lz4_flex::frame::FrameInfo::new()
+                .block_size(lz4_flex::frame::BlockSize::Max4MB)
+                .block_mode(lz4_flex::frame::BlockMode::Independent);
+            out.clear();
+            let mut enc = lz4_flex::frame::FrameEncoder::with_frame_info(info, out);
+            enc.write_all(tar)
+                .map_err(|e| format!("compressing the backup: {e}"))?;
+            enc.finish()
+                .map_err(|e| format!("compressing the backup: {e}"))
+        }
+        None => {
+            std::mem::swap(tar, &mut out);
+            Ok(out)
+        }
         Some(c) => {
-            let mut out = Vec::new();
-            c.compress(&tar, "base.tar", &mut out)
+            c.compress(tar, "base.tar", &mut out)
                 .map_err(|e| format!("compressing the backup: {e}"))?;
             Ok(out)
         }
+    }
+}
+
+/// Piece-sized buffers handed back by the committer once written: a fresh
+/// 4 MiB allocation per piece costs a page fault per 4 KiB, as much CPU as
+/// a fast codec's work on it.
+struct Pool {
+    tx: crossbeam_channel::Sender<Vec<u8>>,
+    rx: crossbeam_channel::Receiver<Vec<u8>>,
+}
+
+impl Pool {
+    fn new(n: usize) -> Pool {
+        let (tx, rx) = crossbeam_channel::bounded(n);
+        Pool { tx, rx }
+    }
+
+    fn get(&self) -> Vec<u8> {
+        self.rx
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity((PIECE + SMALL) as usize))
+    }
+
+    fn put(&self, mut v: Vec<u8>) {
+        v.clear();
+        let _ = self.tx.try_send(v);
     }
 }
 
@@ -381,6 +432,7 @@ impl<I: Iterator<Item = Result<Entry, String>>> Iterator for Packer<I> {
 /// Per-worker state: a codec context and buffers, reused piece to piece.
 struct Worker {
     compressor: Result<Option<Compressor>, String>,
+    lz4: bool,
     tar: Vec<u8>,
 }
 
@@ -427,7 +479,7 @@ fn read_range(
     Ok(())
 }
 
-fn pack(w: &mut Worker, parts: &[Part], rules: &Rules) -> Result<Frame, String> {
+fn pack(w: &mut Worker, parts: &[Part], rules: &Rules, pool: &Pool) -> Result<Frame, String> {
     w.tar.clear();
     let mut results = Vec::with_capacity(parts.len());
     for part in parts {
@@ -487,9 +539,8 @@ fn pack(w: &mut Worker, parts: &[Part], rules: &Rules) -> Result<Frame, String> 
         results.push(p);
     }
     let compressor = w.compressor.as_mut().map_err(|e| e.clone())?;
-    let tar = std::mem::replace(&mut w.tar, Vec::with_capacity((PIECE + SMALL) as usize));
     Ok(Frame {
-        bytes: frame(compressor, tar)?,
+        bytes: frame(compressor, w.lz4, &mut w.tar, pool.get())?,
         packed: results,
     })
 }
@@ -511,7 +562,13 @@ pub fn copy<'a>(
     progress: &dyn Fn(u64),
     copy_per_item: &mut Vec<(String, f64, f64)>,
 ) -> Result<Stream, String> {
-    std::fs::create_dir_all(data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;
+    // 0700 as pg_basebackup leaves its --pgdata directory.
+    std::fs::create_dir_all(data_dir)
+        .and_then(|_| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))
+        })
+        .map_err(|e| format!("{}: {e}", data_dir.display()))?;
     let mut base = None;
     for tree in trees {
         let started = Instant::now();
@@ -585,8 +642,10 @@ fn run(
     let mut serialized = 0.0;
     // CRC32C so far of the large file being appended.
     let mut current_crc = 0u32;
+    let pool = Pool::new(width.window + width.workers);
     let mut committed = |parts: Vec<Part>, frame: Frame| -> Result<(), String> {
         stream.append(&frame.bytes)?;
+        pool.put(frame.bytes);
         for (part, p) in parts.into_iter().zip(frame.packed) {
             let (task, done) = match part {
                 Part::Dir(_) => continue,
@@ -624,12 +683,13 @@ fn run(
         pieces,
         || Worker {
             compressor: format.compressor(),
+            lz4: format.codec == Some(Codec::Lz4),
             tar: Vec::with_capacity((PIECE + SMALL) as usize),
         },
         |w: &mut Worker, parts: &Result<Vec<Part>, String>| {
             let started = Instant::now();
             let r = match parts {
-                Ok(parts) => pack(w, parts, rules),
+                Ok(parts) => pack(w, parts, rules, &pool),
                 Err(e) => Err(e.clone()),
             };
             (r, started.elapsed().as_secs_f64())
@@ -817,6 +877,7 @@ mod tests {
             .unwrap();
         let mut w = Worker {
             compressor: Ok(None),
+            lz4: false,
             tar: Vec::new(),
         };
         let rules = Rules {
@@ -830,7 +891,7 @@ mod tests {
             offset: 0,
             len: 2 << 20,
         }];
-        let f = pack(&mut w, &parts, &rules).unwrap();
+        let f = pack(&mut w, &parts, &rules, &Pool::new(1)).unwrap();
         assert_eq!(f.bytes.len(), 512 + (2 << 20));
         assert!(f.bytes[512..1512].iter().all(|b| *b == 1));
         assert!(f.bytes[1512..].iter().all(|b| *b == 0));
