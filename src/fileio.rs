@@ -48,50 +48,18 @@ pub fn same_content(a: &Path, b: &Path, buf: &mut [u8]) -> io::Result<bool> {
     }
 }
 
-/// Runs a reader (a decompressor) on its own thread, `depth` chunks of
-/// `chunk` bytes ahead of the consumer, so decompressing and writing what
-/// was decompressed use two cores. Errors arrive in order, after the data
-/// read before them; dropping the reader stops the thread at its next
-/// chunk.
-pub struct ReadAhead {
+/// Chunks from another thread read as one stream: the data in order, then
+/// an error (if one came) in its place, then the end.
+pub struct ChunkReader {
     rx: crossbeam_channel::Receiver<io::Result<Vec<u8>>>,
     current: Vec<u8>,
     pos: usize,
     done: bool,
 }
 
-impl ReadAhead {
-    pub fn spawn(mut inner: Box<dyn Read + Send>, chunk: usize, depth: usize) -> ReadAhead {
-        let (tx, rx) = crossbeam_channel::bounded(depth.max(1));
-        std::thread::spawn(move || loop {
-            let mut buf = vec![0u8; chunk];
-            let mut n = 0;
-            let r = loop {
-                match inner.read(&mut buf[n..]) {
-                    Ok(0) => break Ok(()),
-                    Ok(k) => {
-                        n += k;
-                        if n == buf.len() {
-                            break Ok(());
-                        }
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => break Err(e),
-                }
-            };
-            buf.truncate(n);
-            let last = n == 0 || r.is_err();
-            if n > 0 && tx.send(Ok(buf)).is_err() {
-                return;
-            }
-            if let Err(e) = r {
-                let _ = tx.send(Err(e));
-            }
-            if last {
-                return;
-            }
-        });
-        ReadAhead {
+impl ChunkReader {
+    pub fn new(rx: crossbeam_channel::Receiver<io::Result<Vec<u8>>>) -> ChunkReader {
+        ChunkReader {
             rx,
             current: Vec::new(),
             pos: 0,
@@ -100,7 +68,44 @@ impl ReadAhead {
     }
 }
 
-impl Read for ReadAhead {
+/// Runs a reader (a decompressor) on its own thread, `depth` chunks of
+/// `chunk` bytes ahead of the consumer, so decompressing and writing what
+/// was decompressed use two cores. Dropping the reader stops the thread at
+/// its next chunk.
+pub fn read_ahead(mut inner: Box<dyn Read + Send>, chunk: usize, depth: usize) -> ChunkReader {
+    let (tx, rx) = crossbeam_channel::bounded(depth.max(1));
+    std::thread::spawn(move || loop {
+        let mut buf = vec![0u8; chunk];
+        let mut n = 0;
+        let r = loop {
+            match inner.read(&mut buf[n..]) {
+                Ok(0) => break Ok(()),
+                Ok(k) => {
+                    n += k;
+                    if n == buf.len() {
+                        break Ok(());
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        buf.truncate(n);
+        let last = n == 0 || r.is_err();
+        if n > 0 && tx.send(Ok(buf)).is_err() {
+            return;
+        }
+        if let Err(e) = r {
+            let _ = tx.send(Err(e));
+        }
+        if last {
+            return;
+        }
+    });
+    ChunkReader::new(rx)
+}
+
+impl Read for ChunkReader {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         while self.pos == self.current.len() {
             if self.done {
@@ -148,12 +153,12 @@ mod tests {
     #[test]
     fn read_ahead_passes_data_then_the_error() {
         let data: Vec<u8> = (0..100_000u32).map(|i| (i % 253) as u8).collect();
-        let mut r = ReadAhead::spawn(Box::new(io::Cursor::new(data.clone())), 4096, 2);
+        let mut r = read_ahead(Box::new(io::Cursor::new(data.clone())), 4096, 2);
         let mut got = Vec::new();
         r.read_to_end(&mut got).unwrap();
         assert_eq!(got, data);
 
-        let mut r = ReadAhead::spawn(Box::new(Failing(data.clone(), 0)), 1000, 2);
+        let mut r = read_ahead(Box::new(Failing(data.clone(), 0)), 1000, 2);
         let mut got = Vec::new();
         let err = r.read_to_end(&mut got).unwrap_err();
         assert_eq!(err.to_string(), "corrupt input");

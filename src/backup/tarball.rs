@@ -824,8 +824,15 @@ mod tests {
             report.manifest.take().unwrap().finish(&[]).unwrap();
 
             let archive = out.join(format.archive_name("base"));
-            let mut tar =
-                tar::Archive::new(crate::backup::pg_basebackup::tar_reader(&archive).unwrap());
+            // The restore reads our lz4/zstd archives frame-parallel.
+            let reader: Box<dyn Read + Send> = match kind {
+                "lz4" => Box::new(crate::restore::frames::reader(&archive, Codec::Lz4, 2).unwrap()),
+                "zstd" => {
+                    Box::new(crate::restore::frames::reader(&archive, Codec::Zstd, 2).unwrap())
+                }
+                _ => crate::backup::pg_basebackup::tar_reader(&archive).unwrap(),
+            };
+            let mut tar = tar::Archive::new(reader);
             let mut seen = Vec::new();
             for e in tar.entries().unwrap() {
                 let mut e = e.unwrap();

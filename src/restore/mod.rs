@@ -12,6 +12,7 @@
 
 pub mod conf;
 pub mod copy;
+pub mod frames;
 pub mod remote;
 pub mod targets;
 pub mod untar;
@@ -750,6 +751,9 @@ fn copy_base(
             "none" => "tar",
             other => return Err(format!("Unexpected compression format: {other}")),
         };
+        // Only barman-rs's native copy writes a compressed backup in
+        // rsync mode; its archives are many independent frames.
+        let framed = r.backup.info.get("mode") == Some("rsync-concurrent");
         let mut archives = Vec::new();
         for t in tablespaces {
             let oid = t.oid.repr();
@@ -758,6 +762,7 @@ fn copy_base(
                 dest: PathBuf::from(r.location(t)),
                 manifest_prefix: format!("pg_tblspc/{oid}/"),
                 is_base: false,
+                framed,
             });
         }
         archives.push(untar::Archive {
@@ -765,6 +770,7 @@ fn copy_base(
             dest: dest.to_path_buf(),
             manifest_prefix: String::new(),
             is_base: true,
+            framed,
         });
         untar::restore(&archives, manifest.as_ref(), r.jobs)?;
     } else {

@@ -18,9 +18,13 @@ use std::time::{Duration, SystemTime};
 use rayon::prelude::*;
 
 use super::copy::{check, expected_of, make_dir, missing_from, Expected, Report, PG_CONTROL};
+use super::frames;
 use crate::backup::manifest::Manifest;
 use crate::backup::pg_basebackup::tar_reader;
+use crate::compression::Codec;
 use crate::durable::sync_dir;
+use crate::fileio::read_ahead;
+use crate::pipeline::cores;
 
 /// Barman's `tar --exclude` for the base archive.
 const TAR_EXCLUDED: &[&str] = &["recovery.conf", "tablespace_map"];
@@ -33,6 +37,8 @@ pub struct Archive {
     /// Prefix of its members in the manifest (`""` or `pg_tblspc/<oid>/`).
     pub manifest_prefix: String,
     pub is_base: bool,
+    /// Written by barman-rs's native copy: many independent frames.
+    pub framed: bool,
 }
 
 /// `global/pg_control`, held back until the end.
@@ -148,11 +154,15 @@ fn member_path(archive: &Path, raw: &Path) -> Result<Option<String>, String> {
 
 fn extract(a: &Archive, expected: &Expected) -> Result<Extracted, String> {
     let ctx = |e: std::io::Error| format!("cannot read '{}': {e}", a.path.display());
-    let mut reader = tar_reader(&a.path).map_err(ctx)?;
-    // Decompression on a core of its own, writing on this one.
-    if a.path.extension().is_some_and(|e| e != "tar") {
-        reader = Box::new(crate::fileio::ReadAhead::spawn(reader, 1 << 20, 8));
-    }
+    let ext = a.path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let reader: Box<dyn Read + Send> = match (a.framed, ext) {
+        // Ours, many independent frames: decompressed on every core.
+        (true, "zst") => Box::new(frames::reader(&a.path, Codec::Zstd, cores()).map_err(ctx)?),
+        (true, "lz4") => Box::new(frames::reader(&a.path, Codec::Lz4, cores()).map_err(ctx)?),
+        (_, "tar") => tar_reader(&a.path).map_err(ctx)?,
+        // One stream: decompressed on a core of its own, written on this one.
+        _ => Box::new(read_ahead(tar_reader(&a.path).map_err(ctx)?, 1 << 20, 8)),
+    };
     let mut archive = tar::Archive::new(reader);
     let mut out = Extracted::default();
     make_dir(&a.dest, 0o700)?;

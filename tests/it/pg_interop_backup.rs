@@ -686,6 +686,33 @@ fn pg_interop_both_recover_our_native_compressed_backup() {
         &[],
         &[("lz4", 44)],
     );
+    // A damaged archive: the restore stops with an error naming it, and
+    // the destination has neither pg_control nor recovery.signal.
+    let tar = data.join("base.tar.lz4");
+    let mut bytes = std::fs::read(&tar).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at..at + 64].iter_mut().for_each(|b| *b ^= 0x5a);
+    std::fs::write(&tar, bytes).unwrap();
+    let dest = pg.dir.join("rec-damaged");
+    let tbs = pg.dir.join("rec-damaged-tbs");
+    mkdir_postgres(&dest);
+    let tbs_map = format!("tbs:{}", tbs.display());
+    let run = env.barman(&[
+        "recover",
+        "pg",
+        &id,
+        dest.to_str().unwrap(),
+        "--tablespace",
+        &tbs_map,
+    ]);
+    assert_ne!(run.code, 0, "{}", run.stdout);
+    assert!(
+        run.stderr.contains("ERROR: ") && run.stderr.contains("base.tar.lz4"),
+        "{}",
+        run.stderr
+    );
+    assert!(!dest.join("global/pg_control").exists());
+    assert!(!dest.join("recovery.signal").exists());
 }
 
 #[test]
