@@ -50,17 +50,24 @@ pub fn same_content(a: &Path, b: &Path, buf: &mut [u8]) -> io::Result<bool> {
 
 /// Chunks from another thread read as one stream: the data in order, then
 /// an error (if one came) in its place, then the end.
+/// Read chunks go back to the producer through `recycle`, so it reuses
+/// their memory instead of faulting in fresh pages for every chunk.
 pub struct ChunkReader {
     rx: crossbeam_channel::Receiver<io::Result<Vec<u8>>>,
+    recycle: crossbeam_channel::Sender<Vec<u8>>,
     current: Vec<u8>,
     pos: usize,
     done: bool,
 }
 
 impl ChunkReader {
-    pub fn new(rx: crossbeam_channel::Receiver<io::Result<Vec<u8>>>) -> ChunkReader {
+    pub fn new(
+        rx: crossbeam_channel::Receiver<io::Result<Vec<u8>>>,
+        recycle: crossbeam_channel::Sender<Vec<u8>>,
+    ) -> ChunkReader {
         ChunkReader {
             rx,
+            recycle,
             current: Vec::new(),
             pos: 0,
             done: false,
@@ -74,8 +81,10 @@ impl ChunkReader {
 /// its next chunk.
 pub fn read_ahead(mut inner: Box<dyn Read + Send>, chunk: usize, depth: usize) -> ChunkReader {
     let (tx, rx) = crossbeam_channel::bounded(depth.max(1));
+    let (back_tx, back_rx) = crossbeam_channel::bounded::<Vec<u8>>(depth.max(1) + 2);
     std::thread::spawn(move || loop {
-        let mut buf = vec![0u8; chunk];
+        let mut buf = back_rx.try_recv().unwrap_or_default();
+        buf.resize(chunk, 0);
         let mut n = 0;
         let r = loop {
             match inner.read(&mut buf[n..]) {
@@ -102,7 +111,7 @@ pub fn read_ahead(mut inner: Box<dyn Read + Send>, chunk: usize, depth: usize) -
             return;
         }
     });
-    ChunkReader::new(rx)
+    ChunkReader::new(rx, back_tx)
 }
 
 impl Read for ChunkReader {
@@ -113,7 +122,9 @@ impl Read for ChunkReader {
             }
             match self.rx.recv() {
                 Ok(Ok(chunk)) => {
-                    self.current = chunk;
+                    let mut used = std::mem::replace(&mut self.current, chunk);
+                    used.clear();
+                    let _ = self.recycle.try_send(used);
                     self.pos = 0;
                 }
                 Ok(Err(e)) => {

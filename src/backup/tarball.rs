@@ -824,12 +824,9 @@ mod tests {
             report.manifest.take().unwrap().finish(&[]).unwrap();
 
             let archive = out.join(format.archive_name("base"));
-            // The restore reads our lz4/zstd archives frame-parallel.
+            // The restore reads our zstd archives frame-parallel.
             let reader: Box<dyn Read + Send> = match kind {
-                "lz4" => Box::new(crate::restore::frames::reader(&archive, Codec::Lz4, 2).unwrap()),
-                "zstd" => {
-                    Box::new(crate::restore::frames::reader(&archive, Codec::Zstd, 2).unwrap())
-                }
+                "zstd" => Box::new(crate::restore::frames::reader(&archive, 2).unwrap()),
                 _ => crate::backup::pg_basebackup::tar_reader(&archive).unwrap(),
             };
             let mut tar = tar::Archive::new(reader);

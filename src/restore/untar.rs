@@ -21,7 +21,6 @@ use super::copy::{check, expected_of, make_dir, missing_from, Expected, Report, 
 use super::frames;
 use crate::backup::manifest::Manifest;
 use crate::backup::pg_basebackup::tar_reader;
-use crate::compression::Codec;
 use crate::durable::sync_dir;
 use crate::fileio::read_ahead;
 use crate::pipeline::cores;
@@ -157,8 +156,7 @@ fn extract(a: &Archive, expected: &Expected) -> Result<Extracted, String> {
     let ext = a.path.extension().and_then(|e| e.to_str()).unwrap_or("");
     let reader: Box<dyn Read + Send> = match (a.framed, ext) {
         // Ours, many independent frames: decompressed on every core.
-        (true, "zst") => Box::new(frames::reader(&a.path, Codec::Zstd, cores()).map_err(ctx)?),
-        (true, "lz4") => Box::new(frames::reader(&a.path, Codec::Lz4, cores()).map_err(ctx)?),
+        (true, "zst") => Box::new(frames::reader(&a.path, cores()).map_err(ctx)?),
         (_, "tar") => tar_reader(&a.path).map_err(ctx)?,
         // One stream: decompressed on a core of its own, written on this one.
         _ => Box::new(read_ahead(tar_reader(&a.path).map_err(ctx)?, 1 << 20, 8)),
