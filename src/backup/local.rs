@@ -15,7 +15,6 @@
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Write};
-use std::ops::ControlFlow;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
@@ -379,6 +378,42 @@ pub struct CopyReport {
     pub base_tar: Option<tarball::Stream>,
 }
 
+impl CopyReport {
+    /// Accounts `bytes` copied of `task`'s file (all of it, or a range):
+    /// progress and bad pages; with `whole` (size, mtime, CRC32C of the
+    /// whole file, once it is all in) its manifest line.
+    pub fn record(
+        &mut self,
+        task: &Task,
+        bytes: u64,
+        bad_blocks: &[u64],
+        whole: Option<(u64, i64, u32)>,
+        progress: &dyn Fn(u64),
+    ) -> Result<(), String> {
+        self.bytes += bytes;
+        progress(bytes);
+        let shown = task
+            .manifest_path
+            .clone()
+            .unwrap_or_else(|| task.dest.display().to_string());
+        for b in bad_blocks {
+            self.bad_pages.push((shown.clone(), *b));
+        }
+        if let (Some((size, mtime, crc)), Some(path), Some(m)) =
+            (whole, &task.manifest_path, self.manifest.as_mut())
+        {
+            m.add(&FileEntry {
+                path: path.clone(),
+                size,
+                mtime,
+                crc32c: Some(crc),
+            })
+            .map_err(|e| format!("backup_manifest: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
 /// Copies every task through the pipeline; the first error stops the run.
 /// Returns the time the workers spent, summed (Barman's serialized copy
 /// time).
@@ -389,9 +424,8 @@ fn copy_all(
     report: &mut CopyReport,
     progress: &dyn Fn(u64),
 ) -> Result<Duration, String> {
-    let mut failure = None;
     let mut serialized = Duration::ZERO;
-    pipeline::run(
+    pipeline::try_run(
         // Twice the jobs in threads: one waits on fsync while another copies.
         Width::new(jobs * 2),
         tasks,
@@ -404,53 +438,20 @@ fn copy_all(
             };
             (result, started.elapsed())
         },
-        |batch| {
-            for (task, (result, took)) in batch {
-                serialized += took;
-                let task = task.expect("an Err task yields an Err result");
-                match result {
-                    Ok(c) if c.vanished => {
-                        log::debug!("{} vanished during the copy", task.src.display());
-                    }
-                    Ok(c) => {
-                        report.bytes += c.size;
-                        if c.reused {
-                            report.reused += 1;
-                        }
-                        progress(c.size);
-                        let shown = task
-                            .manifest_path
-                            .clone()
-                            .unwrap_or_else(|| task.dest.display().to_string());
-                        for b in &c.bad_blocks {
-                            report.bad_pages.push((shown.clone(), *b));
-                        }
-                        if let (Some(p), Some(m)) = (task.manifest_path, report.manifest.as_mut()) {
-                            let entry = FileEntry {
-                                path: p,
-                                size: c.size,
-                                mtime: c.mtime,
-                                crc32c: Some(c.crc),
-                            };
-                            if let Err(e) = m.add(&entry) {
-                                failure = Some(format!("backup_manifest: {e}"));
-                                return ControlFlow::Break(());
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        failure = Some(e);
-                        return ControlFlow::Break(());
-                    }
-                }
+        |task, (result, took)| {
+            serialized += took;
+            let task = task.expect("an Err task yields an Err result");
+            let c = result?;
+            if c.vanished {
+                log::debug!("{} vanished during the copy", task.src.display());
+                return Ok(());
             }
-            ControlFlow::Continue(())
+            report.reused += c.reused as u64;
+            let whole = Some((c.size, c.mtime, c.crc));
+            report.record(&task, c.size, &c.bad_blocks, whole, progress)
         },
-    );
-    match failure {
-        Some(e) => Err(e),
-        None => Ok(serialized),
-    }
+    )?;
+    Ok(serialized)
 }
 
 fn previous_manifest(data_dir: &Path) -> HashMap<PathBuf, (u64, i64, u32)> {

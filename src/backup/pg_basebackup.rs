@@ -64,14 +64,19 @@ impl Compression {
         vec![format!("--format={}", self.format), arg]
     }
 
-    /// The archive suffix after `base` (Barman's `file_extension`).
     pub fn tar_name(&self, base: &str) -> String {
-        match self.kind.as_str() {
-            "gzip" => format!("{base}.tar.gz"),
-            "lz4" => format!("{base}.tar.lz4"),
-            "zstd" => format!("{base}.tar.zst"),
-            _ => format!("{base}.tar"),
-        }
+        tar_name(&self.kind, base)
+    }
+}
+
+/// `base` plus the tar suffix of `backup_compression = kind` (Barman's
+/// `file_extension`): `base.tar.lz4` and the like.
+pub fn tar_name(kind: &str, base: &str) -> String {
+    match kind {
+        "gzip" => format!("{base}.tar.gz"),
+        "lz4" => format!("{base}.tar.lz4"),
+        "zstd" => format!("{base}.tar.zst"),
+        _ => format!("{base}.tar"),
     }
 }
 

@@ -22,7 +22,6 @@
 
 use std::fs::File;
 use std::io::{self, Write};
-use std::ops::ControlFlow;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 #[cfg(test)]
@@ -31,7 +30,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::local::{Entry, Rules, Task, Tree, Walker};
-use super::manifest::FileEntry;
 use super::page::{self, BLCKSZ};
 use crate::compression::{Codec, Compressor, CustomFilters, Settings};
 use crate::config::ServerConfig;
@@ -89,12 +87,7 @@ impl Format {
 
     /// `base.tar.lz4` and the like (Barman's file extensions).
     pub fn archive_name(&self, base: &str) -> String {
-        match self.kind.as_str() {
-            "gzip" => format!("{base}.tar.gz"),
-            "lz4" => format!("{base}.tar.lz4"),
-            "zstd" => format!("{base}.tar.zst"),
-            _ => format!("{base}.tar"),
-        }
+        super::pg_basebackup::tar_name(&self.kind, base)
     }
 
     fn compressor(&self) -> Result<Option<Compressor>, String> {
@@ -638,7 +631,6 @@ fn run(
         batch: workers * 2,
         linger: std::time::Duration::from_millis(5),
     };
-    let mut failure = None;
     let mut serialized = 0.0;
     // CRC32C so far of the large file being appended.
     let mut current_crc = 0u32;
@@ -647,38 +639,29 @@ fn run(
         stream.append(&frame.bytes)?;
         pool.put(frame.bytes);
         for (part, p) in parts.into_iter().zip(frame.packed) {
-            let (task, done) = match part {
-                Part::Dir(_) => continue,
-                Part::Small(t) => (t, true),
+            match part {
+                Part::Dir(_) => {}
+                Part::Small(task) if p.vanished => {
+                    log::debug!("{} vanished during the copy", task.src.display());
+                }
+                Part::Small(task) => {
+                    let whole = Some((p.size, p.mtime, p.crc));
+                    report.record(&task, p.size, &p.bad_blocks, whole, progress)?;
+                }
                 Part::Range { file, offset, len } => {
                     if offset == 0 {
                         current_crc = 0;
                     }
                     current_crc = crc32c::crc32c_combine(current_crc, p.crc, p.len as usize);
-                    let whole = Packed {
-                        crc: current_crc,
-                        ..p
-                    };
-                    record(
-                        report,
-                        &file.task,
-                        &whole,
-                        offset + len == file.size,
-                        progress,
-                        len,
-                    )?;
-                    continue;
+                    let whole =
+                        (offset + len == file.size).then_some((p.size, p.mtime, current_crc));
+                    report.record(&file.task, len, &p.bad_blocks, whole, progress)?;
                 }
-            };
-            if p.vanished {
-                log::debug!("{} vanished during the copy", task.src.display());
-                continue;
             }
-            record(report, &task, &p, done, progress, p.size)?;
         }
         Ok(())
     };
-    pipeline::run(
+    pipeline::try_run(
         width,
         pieces,
         || Worker {
@@ -694,56 +677,12 @@ fn run(
             };
             (r, started.elapsed().as_secs_f64())
         },
-        |batch| {
-            for (parts, (frame, took)) in batch {
-                serialized += took;
-                let r = frame.and_then(|f| committed(parts.expect("an Err piece yields Err"), f));
-                if let Err(e) = r {
-                    failure = Some(e);
-                    return ControlFlow::Break(());
-                }
-            }
-            ControlFlow::Continue(())
+        |parts, (frame, took)| {
+            serialized += took;
+            committed(parts.expect("an Err piece yields an Err frame"), frame?)
         },
-    );
-    match failure {
-        Some(e) => Err(e),
-        None => Ok(serialized),
-    }
-}
-
-/// Accounts a file (or a range of one): bytes, progress, bad pages, and
-/// its manifest line once the whole file is in.
-fn record(
-    report: &mut super::local::CopyReport,
-    task: &Task,
-    p: &Packed,
-    whole: bool,
-    progress: &dyn Fn(u64),
-    bytes: u64,
-) -> Result<(), String> {
-    report.bytes += bytes;
-    progress(bytes);
-    let shown = task
-        .manifest_path
-        .clone()
-        .unwrap_or_else(|| task.rel.clone());
-    for b in &p.bad_blocks {
-        report.bad_pages.push((shown.clone(), *b));
-    }
-    if !whole {
-        return Ok(());
-    }
-    if let (Some(path), Some(m)) = (&task.manifest_path, report.manifest.as_mut()) {
-        m.add(&FileEntry {
-            path: path.clone(),
-            size: p.size,
-            mtime: p.mtime,
-            crc32c: Some(p.crc),
-        })
-        .map_err(|e| format!("backup_manifest: {e}"))?;
-    }
-    Ok(())
+    )?;
+    Ok(serialized)
 }
 
 #[cfg(test)]

@@ -173,6 +173,35 @@ pub fn run<T, R, S, I, W, C>(
     });
 }
 
+/// [`run`] with a committer that takes the results one at a time, in
+/// order, and stops the run at its first error, which is returned.
+pub fn try_run<T, R, S, I, W, E>(
+    width: Width,
+    items: I,
+    init: impl Fn() -> S + Sync,
+    work: W,
+    mut commit: impl FnMut(T, R) -> Result<(), E>,
+) -> Result<(), E>
+where
+    T: Send,
+    R: Send,
+    I: IntoIterator<Item = T>,
+    I::IntoIter: Send,
+    W: Fn(&mut S, &T) -> R + Sync,
+{
+    let mut failure = None;
+    run(width, items, init, work, |batch| {
+        for (item, result) in batch {
+            if let Err(e) = commit(item, result) {
+                failure = Some(e);
+                return ControlFlow::Break(());
+            }
+        }
+        ControlFlow::Continue(())
+    });
+    failure.map_or(Ok(()), Err)
+}
+
 /// Caps how many workers run their CPU-bound part at once. A pool wider
 /// than the cores then overlaps one worker's fsync wait with another's
 /// compression, without more compressions at once than cores (which only
