@@ -71,17 +71,6 @@ fn mtime_of(m: &fs::Metadata) -> i64 {
     m.mtime()
 }
 
-/// Re-reads one block (a torn read under concurrent writes looks corrupt
-/// once and fine the second time, as pgBackRest found).
-fn reread_block(src: &Path, block_in_file: u64) -> io::Result<Vec<u8>> {
-    use std::os::unix::fs::FileExt;
-    let f = File::open(src)?;
-    let mut b = vec![0u8; BLCKSZ];
-    let n = f.read_at(&mut b, block_in_file * BLCKSZ as u64)?;
-    b.truncate(n);
-    Ok(b)
-}
-
 /// Copies one file (or reuses the previous backup's copy).
 pub fn copy_one(buf: &mut Vec<u8>, task: &Task, rules: &Rules) -> Result<Copied, String> {
     if buf.len() < CHUNK {
@@ -154,17 +143,8 @@ pub fn copy_one(buf: &mut Vec<u8>, task: &Task, rules: &Rules) -> Result<Copied,
         }
         let data = &buf[..n];
         if let Some(first) = task.first_block {
-            for (i, pg) in data.chunks_exact(BLCKSZ).enumerate() {
-                let in_file = size / BLCKSZ as u64 + i as u64;
-                if !page::acceptable(pg, first + in_file, rules.start_lsn) {
-                    let again = reread_block(&task.src, in_file).unwrap_or_default();
-                    if again.len() == BLCKSZ
-                        && !page::acceptable(&again, first + in_file, rules.start_lsn)
-                    {
-                        bad.push(in_file);
-                    }
-                }
-            }
+            let at = size / BLCKSZ as u64;
+            bad.extend(page::bad_blocks(&src, data, first, at, rules.start_lsn));
         }
         crc = crc32c::crc32c_append(crc, data);
         out.write_all(data).map_err(|e| ctx(e, &task.dest))?;

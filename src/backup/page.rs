@@ -66,6 +66,35 @@ pub fn acceptable(page: &[u8], blkno: u64, start_lsn: u64) -> bool {
     lsn(page) >= start_lsn || checksum(page, blkno) == stored(page)
 }
 
+/// The blocks of `data` (blocks `first_in_file..` of `file`, a relation
+/// segment whose block 0 is relation block `first`) that fail
+/// [`acceptable`] twice: a failing page is read again from `file` first, as
+/// a torn read under concurrent writes looks corrupt once and fine the
+/// second time (pgBackRest found so).
+pub fn bad_blocks(
+    file: &std::fs::File,
+    data: &[u8],
+    first: u64,
+    first_in_file: u64,
+    start_lsn: u64,
+) -> Vec<u64> {
+    use std::os::unix::fs::FileExt;
+    let mut bad = Vec::new();
+    for (i, pg) in data.chunks_exact(BLCKSZ).enumerate() {
+        let in_file = first_in_file + i as u64;
+        if !acceptable(pg, first + in_file, start_lsn) {
+            let mut again = vec![0u8; BLCKSZ];
+            let n = file
+                .read_at(&mut again, in_file * BLCKSZ as u64)
+                .unwrap_or(0);
+            if n == BLCKSZ && !acceptable(&again, first + in_file, start_lsn) {
+                bad.push(in_file);
+            }
+        }
+    }
+    bad
+}
+
 /// The segment number of a relation file name (`16384`, `16384.2`,
 /// `16384_fsm`), None for files that are not relation data.
 pub fn relation_segment(name: &str) -> Option<u64> {

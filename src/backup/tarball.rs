@@ -135,7 +135,6 @@ enum Part {
 #[derive(Debug, Default)]
 struct Packed {
     crc: u32,
-    len: u64,
     size: u64,
     mtime: i64,
     bad_blocks: Vec<u64>,
@@ -453,22 +452,10 @@ fn read_range(
     }
     let data = &buf[start..];
     if let Some(first) = task.first_block {
-        for (i, pg) in data.chunks_exact(BLCKSZ).enumerate() {
-            let in_file = offset / BLCKSZ as u64 + i as u64;
-            if !page::acceptable(pg, first + in_file, rules.start_lsn) {
-                // A torn read under concurrent writes: read the page again.
-                let mut again = vec![0u8; BLCKSZ];
-                let n = file
-                    .read_at(&mut again, in_file * BLCKSZ as u64)
-                    .unwrap_or(0);
-                if n == BLCKSZ && !page::acceptable(&again, first + in_file, rules.start_lsn) {
-                    packed.bad_blocks.push(in_file);
-                }
-            }
-        }
+        let at = offset / BLCKSZ as u64;
+        packed.bad_blocks = page::bad_blocks(file, data, first, at, rules.start_lsn);
     }
     packed.crc = crc32c::crc32c(data);
-    packed.len = len;
     Ok(())
 }
 
@@ -652,7 +639,7 @@ fn run(
                     if offset == 0 {
                         current_crc = 0;
                     }
-                    current_crc = crc32c::crc32c_combine(current_crc, p.crc, p.len as usize);
+                    current_crc = crc32c::crc32c_combine(current_crc, p.crc, len as usize);
                     let whole =
                         (offset + len == file.size).then_some((p.size, p.mtime, current_crc));
                     report.record(&file.task, len, &p.bad_blocks, whole, progress)?;
