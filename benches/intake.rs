@@ -30,6 +30,7 @@ fn intake(home: &Path, codec: Option<(Codec, i32)>) -> ServerIntake {
         name: "bench".into(),
         catalog: ServerCatalog {
             name: "bench".into(),
+            barman_home: home.to_path_buf(),
             backup_directory: home.to_path_buf(),
             basebackups_directory: d("base"),
             wals_directory: d("wals"),

@@ -34,6 +34,7 @@ pub fn run(cli: Cli) -> i32 {
         config.log_file.as_deref(),
         level.unwrap_or(log::LevelFilter::Info),
         config.log_format.as_deref(),
+        &config.barman_home,
     );
     if let Some(w) = log_warning {
         log::warn!("{w}");

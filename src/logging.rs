@@ -23,6 +23,9 @@ struct Logger {
 enum Sink {
     File(File),
     Stderr,
+    /// The log lives in a missing barman_home: every command that could
+    /// log stops with one error line saying so, which is all to be said.
+    Nowhere,
 }
 
 impl Log for Logger {
@@ -39,6 +42,7 @@ impl Log for Logger {
         let _ = match &mut *sink {
             Sink::File(f) => f.write_all(line.as_bytes()),
             Sink::Stderr => std::io::stderr().write_all(line.as_bytes()),
+            Sink::Nowhere => Ok(()),
         };
     }
 
@@ -143,11 +147,19 @@ pub fn parse_level(text: &str) -> Option<LevelFilter> {
 }
 
 /// Installs the logger. Returns a warning to print when the file could not
-/// be opened (Barman then logs to stderr).
-pub fn init(log_file: Option<&Path>, level: LevelFilter, format: Option<&str>) -> Option<String> {
+/// be opened (Barman then logs to stderr). The log's directory is created
+/// as Barman does, except inside a missing `home` (barman_home is never
+/// created: see `catalog`).
+pub fn init(
+    log_file: Option<&Path>,
+    level: LevelFilter,
+    format: Option<&str>,
+    home: &Path,
+) -> Option<String> {
     let mut warning = None;
     let sink = match log_file {
         None => Sink::Stderr,
+        Some(path) if path.starts_with(home) && !home.is_dir() => Sink::Nowhere,
         Some(path) => {
             let opened = path
                 .parent()

@@ -1,6 +1,12 @@
 //! Barman's on-disk catalog for one server: where its directories are, and
 //! creating them as Barman does. The formats inside (backup.info, xlog.db)
 //! live in their own modules as they are built.
+//!
+//! One rule Barman lacks: `barman_home` is never created. A missing one is
+//! most often a backup volume that is not mounted, and creating it would
+//! fill the root disk with WAL while every command succeeds. Likewise a
+//! server directory configured outside barman_home is created only when
+//! its parent exists (the root of the volume it lives on).
 
 pub mod backup_ext;
 pub mod backup_info;
@@ -18,10 +24,25 @@ use std::path::{Path, PathBuf};
 
 use crate::config::ServerConfig;
 
+/// barman_home is missing: nothing that would write there may run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("barman_home '{}' does not exist (is its volume mounted?): barman-rs never creates it", .0.display())]
+pub struct HomeMissing(pub PathBuf);
+
+/// Ok when `home` is an existing directory (or a symlink to one).
+pub fn require_home(home: &Path) -> Result<(), HomeMissing> {
+    if home.is_dir() {
+        Ok(())
+    } else {
+        Err(HomeMissing(home.to_path_buf()))
+    }
+}
+
 /// The directories of one server, resolved from its configuration.
 #[derive(Debug, Clone)]
 pub struct ServerCatalog {
     pub name: String,
+    pub barman_home: PathBuf,
     pub backup_directory: PathBuf,
     pub basebackups_directory: PathBuf,
     pub wals_directory: PathBuf,
@@ -35,6 +56,7 @@ impl ServerCatalog {
     pub fn new(server: &ServerConfig) -> ServerCatalog {
         ServerCatalog {
             name: server.name.clone(),
+            barman_home: server.barman_home.clone(),
             backup_directory: server.path("backup_directory"),
             basebackups_directory: server.path("basebackups_directory"),
             wals_directory: server.path("wals_directory"),
@@ -81,11 +103,35 @@ impl ServerCatalog {
             .into_iter()
             .chain([meta.as_path()])
         {
-            if let Err(e) = std::fs::create_dir_all(dir) {
-                return Err(format!("{}: {}", dir.display(), strerror(&e)));
-            }
+            self.create_directory(dir)?;
         }
         Ok(())
+    }
+
+    /// Creates `dir` and its missing parents, never barman_home itself
+    /// nor the parent of a directory configured outside it.
+    pub fn create_directory(&self, dir: &Path) -> Result<(), String> {
+        if dir.is_dir() {
+            return Ok(());
+        }
+        if dir.starts_with(&self.barman_home) {
+            require_home(&self.barman_home).map_err(|e| e.to_string())?;
+        } else {
+            let root = if dir.starts_with(&self.backup_directory) {
+                &self.backup_directory
+            } else {
+                dir
+            };
+            let parent = crate::durable::parent(root);
+            if !parent.is_dir() {
+                return Err(format!(
+                    "{}: the parent directory '{}' does not exist (is its volume mounted?): barman-rs never creates it",
+                    dir.display(),
+                    parent.display()
+                ));
+            }
+        }
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {}", dir.display(), strerror(&e)))
     }
 }
 

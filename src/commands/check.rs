@@ -84,9 +84,12 @@ pub(crate) fn check_server(
     };
 
     // WAL archive: shown only when it fails, after trying to archive what
-    // is pending and then a WAL switch (Barman's last resort, silent).
+    // is pending and then a WAL switch (Barman's last resort, silent),
+    // which needs barman_home for its locks.
+    let home = crate::catalog::require_home(&cfg.barman_home).is_ok();
     if crate::catalog::xlogdb::is_empty(&cat)
         && !(cfg.active()
+            && home
             && super::switch_wal::archive_for_check(
                 cfg,
                 lock_dir,

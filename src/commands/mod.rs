@@ -184,6 +184,19 @@ impl Ctx {
     }
 }
 
+/// Every command but those that only show the configuration reads or
+/// writes the catalog, so none runs without barman_home (`check` reports
+/// it as a failed check instead).
+fn touches_catalog(command: &Command) -> bool {
+    !matches!(
+        command,
+        Command::ListServers { .. }
+            | Command::ShowServers(_)
+            | Command::Diagnose { .. }
+            | Command::Check { .. }
+    )
+}
+
 /// Runs one command; returns the process exit status.
 pub fn run(ctx: &mut Ctx, command: Command) -> i32 {
     if let Some(name) = command.not_yet() {
@@ -192,6 +205,12 @@ pub fn run(ctx: &mut Ctx, command: Command) -> i32 {
         ));
         ctx.out.close();
         return 2;
+    }
+    if touches_catalog(&command) {
+        if let Err(e) = crate::catalog::require_home(&ctx.config.barman_home) {
+            ctx.out.error(&e.to_string());
+            return ctx.out.close().max(1);
+        }
     }
     match command {
         Command::ListServers { minimal } => list_servers::run(ctx, minimal),

@@ -95,9 +95,8 @@ pub fn run(ctx: &mut Ctx, server: &str, test: bool) {
     let srv = cfg.name.clone();
     let incoming = cfg.path("incoming_wals_directory");
     let errors = cfg.path("errors_directory");
-    if let Err(e) = std::fs::create_dir_all(&incoming) {
-        ctx.out
-            .error(&format!("Cannot create {}: {e}", incoming.display()));
+    if let Err(e) = crate::catalog::ServerCatalog::new(&cfg).create_directory(&incoming) {
+        ctx.out.error(&format!("Cannot create {e}"));
         return;
     }
     let pid = std::process::id();

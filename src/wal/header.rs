@@ -9,7 +9,7 @@
 
 use super::name::{Kind, WalName};
 
-/// `XLOG_PAGE_MAGIC` of every supported major version.
+/// `XLOG_PAGE_MAGIC` of every major version we know.
 const MAGICS: &[(u16, u32)] = &[
     (0xD097, 10),
     (0xD098, 11),
@@ -19,7 +19,23 @@ const MAGICS: &[(u16, u32)] = &[
     (0xD110, 15),
     (0xD113, 16),
     (0xD116, 17),
+    (0xD118, 18),
 ];
+
+/// Magics above the newest known one, up to here, are taken for a future
+/// PostgreSQL release (each major has added 2 to 5): such a segment is
+/// archived when the rest of its header is consistent, with a warning,
+/// so a new release never stops the archive. Anything else is refused.
+const NEWER_MAGIC_LIMIT: u16 = 0xD1FF;
+
+fn known_major(magic: u16) -> Option<u32> {
+    MAGICS.iter().find(|m| m.0 == magic).map(|m| m.1)
+}
+
+fn plausible_magic(magic: u16) -> bool {
+    let newest = MAGICS[MAGICS.len() - 1].0;
+    known_major(magic).is_some() || (newest < magic && magic <= NEWER_MAGIC_LIMIT)
+}
 
 const XLP_LONG_HEADER: u16 = 0x0002;
 const LONG_HEADER_SIZE: usize = 40;
@@ -31,7 +47,7 @@ pub enum Invalid {
     Truncated { got: usize, want: u32 },
     #[error("too short for a WAL page header ({0} bytes)")]
     TooShort(usize),
-    #[error("page magic {0:#06X} is not PostgreSQL 10 to 17's")]
+    #[error("page magic {0:#06X} is not PostgreSQL 10 to 18's (nor a later release's)")]
     Magic(u16),
     #[error("the first page has no long header")]
     NoLongHeader,
@@ -56,9 +72,25 @@ fn lsn(v: u64) -> String {
 /// What the header told us about a valid segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Header {
+    /// 0 when the magic is newer than every release we know.
     pub pg_major: u32,
+    pub magic: u16,
     pub sysid: u64,
     pub seg_size: u32,
+}
+
+impl Header {
+    /// The warning to give when the segment comes from a release newer
+    /// than every one this build knows.
+    pub fn unknown_release(&self) -> Option<String> {
+        (self.pg_major == 0).then(|| {
+            format!(
+                "page magic {:#06X} is newer than PostgreSQL 18's: archived on the strength of \
+                 its header (system identifier, segment size, page address, timeline)",
+                self.magic
+            )
+        })
+    }
 }
 
 /// Validates `data` as the content of the file `name`. `sysid` is the
@@ -92,9 +124,9 @@ fn validate_segment(name: &WalName, data: &[u8], sysid: Option<u64>) -> Result<H
     }
     let raw_magic = u16::from_le_bytes([data[0], data[1]]);
     // PostgreSQL writes native byte order; accept a big-endian cluster too.
-    let (magic, big) = if MAGICS.iter().any(|m| m.0 == raw_magic) {
+    let (magic, big) = if plausible_magic(raw_magic) {
         (raw_magic, false)
-    } else if MAGICS.iter().any(|m| m.0 == raw_magic.swap_bytes()) {
+    } else if plausible_magic(raw_magic.swap_bytes()) {
         (raw_magic.swap_bytes(), true)
     } else {
         return Err(Invalid::Magic(raw_magic));
@@ -123,11 +155,7 @@ fn validate_segment(name: &WalName, data: &[u8], sysid: Option<u64>) -> Result<H
             u64::from_le_bytes(b)
         }
     };
-    let pg_major = MAGICS
-        .iter()
-        .find(|m| m.0 == magic)
-        .map(|m| m.1)
-        .unwrap_or(0);
+    let pg_major = known_major(magic).unwrap_or(0);
     if u16_at(2) & XLP_LONG_HEADER == 0 {
         return Err(Invalid::NoLongHeader);
     }
@@ -176,6 +204,7 @@ fn validate_segment(name: &WalName, data: &[u8], sysid: Option<u64>) -> Result<H
     }
     Ok(Header {
         pg_major,
+        magic,
         sysid: sys,
         seg_size,
     })
@@ -224,8 +253,19 @@ pub fn synthetic_segment(
     seg_size: u32,
     fill: impl Fn(usize) -> u8,
 ) -> Vec<u8> {
+    synthetic_segment_with_magic(name, sysid, seg_size, 0xD110, fill)
+}
+
+/// As [`synthetic_segment`], with the page magic of another release.
+pub fn synthetic_segment_with_magic(
+    name: &WalName,
+    sysid: u64,
+    seg_size: u32,
+    magic: u16,
+    fill: impl Fn(usize) -> u8,
+) -> Vec<u8> {
     let mut data: Vec<u8> = (0..seg_size as usize).map(fill).collect();
-    data[0..2].copy_from_slice(&0xD110u16.to_le_bytes());
+    data[0..2].copy_from_slice(&magic.to_le_bytes());
     data[2..4].copy_from_slice(&XLP_LONG_HEADER.to_le_bytes());
     data[4..8].copy_from_slice(&name.tli.to_le_bytes());
     let addr = name.start_lsn(u64::from(seg_size)).unwrap_or(0);
@@ -289,6 +329,41 @@ mod tests {
             .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
             .collect();
         assert!(validate(&n, &random, None).is_err());
+    }
+
+    #[test]
+    fn every_major_and_the_next_ones() {
+        let n = seg("000000010000000000000003");
+        for (magic, major) in [
+            (0xD106, 13),
+            (0xD10D, 14),
+            (0xD113, 16),
+            (0xD116, 17),
+            (0xD118, 18),
+        ] {
+            let data = synthetic_segment_with_magic(&n, 42, 1 << 20, magic, |_| 0);
+            let h = validate(&n, &data, Some(42)).unwrap().unwrap();
+            assert_eq!((h.pg_major, h.unknown_release()), (major, None));
+        }
+        // A future release: archived with a warning when consistent...
+        let next = synthetic_segment_with_magic(&n, 42, 1 << 20, 0xD11B, |_| 0);
+        let h = validate(&n, &next, Some(42)).unwrap().unwrap();
+        assert_eq!(h.pg_major, 0);
+        assert!(h.unknown_release().unwrap().contains("0xD11B"));
+        // ...refused when not.
+        assert!(matches!(
+            validate(&n, &next, Some(7)),
+            Err(Invalid::SystemId { .. })
+        ));
+        let moved = seg("000000010000000000000004");
+        assert!(matches!(
+            validate(&moved, &next, Some(42)),
+            Err(Invalid::PageAddress { .. })
+        ));
+        for magic in [0xD200, 0xD000, 0x1234] {
+            let odd = synthetic_segment_with_magic(&n, 42, 1 << 20, magic, |_| 0);
+            assert_eq!(validate(&n, &odd, None), Err(Invalid::Magic(magic)));
+        }
     }
 
     #[test]

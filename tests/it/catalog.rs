@@ -63,6 +63,7 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 fn catalog_at(home: &Path, name: &str) -> barman::catalog::ServerCatalog {
     barman::catalog::ServerCatalog {
         name: name.into(),
+        barman_home: home.to_path_buf(),
         backup_directory: home.to_path_buf(),
         basebackups_directory: home.join("base"),
         wals_directory: home.join("wals"),

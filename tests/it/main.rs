@@ -1,6 +1,6 @@
 //! One integration binary (links once): the real `barman` binary run
 //! against Barman 3.19.1's captured outputs, bad configurations, and real
-//! PostgreSQL 15 clusters. Tests that start a cluster are named `pg_*` so
+//! PostgreSQL clusters of every major (scripts/install-postgres.sh). Tests that start a cluster are named `pg_*` so
 //! nextest can cap how many run at once (.config/nextest.toml).
 
 mod harness;
@@ -10,10 +10,12 @@ mod catalog;
 mod config_errors;
 mod golden;
 mod interop;
+mod missing_home;
 mod pg_backup;
 mod pg_check;
 mod pg_interop_backup;
 mod pg_interop_restore;
+mod pg_matrix;
 mod pg_restore;
 mod pg_wal;
 mod verify_manifest;

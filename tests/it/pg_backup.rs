@@ -1,4 +1,4 @@
-//! `barman backup` against a real PostgreSQL 15 under pgbench load: the
+//! `barman backup` against a real PostgreSQL (15 and 18 in CI) under pgbench load: the
 //! native local-rsync copy (manifest accepted by pg_verifybackup, page
 //! checksums verified, reuse_backup = link), pg_basebackup plain and tar,
 //! and `backup all` with one broken server.
@@ -54,9 +54,10 @@ pub(crate) fn setup(checksums: bool, server: &str) -> (PgCluster, TestEnv) {
     env.write_config(&format!(
         "[barman]\nbarman_home = @HOME@\nbarman_user = root\nlog_file = @ROOT@/barman.log\n\n\
          [pg]\ndescription = test\nconninfo = {ci}\nstreaming_conninfo = {ci}\narchiver = on\n\
-         incoming_wals_directory = {d}/incoming\npath_prefix = /usr/lib/postgresql/15/bin\n\
+         incoming_wals_directory = {d}/incoming\npath_prefix = {bin}\n\
          immediate_checkpoint = true\n{server}\n",
         ci = pg.conninfo(),
+        bin = pg.bindir().display(),
         d = pg.dir.display()
     ));
     (pg, env)
@@ -108,7 +109,7 @@ pub(crate) fn field(info: &str, key: &str) -> String {
 
 fn verifybackup(data: &Path) -> std::process::Output {
     // pg_verifybackup runs as root here (it only reads).
-    std::process::Command::new("/usr/lib/postgresql/15/bin/pg_verifybackup")
+    std::process::Command::new(crate::harness::pg::bindir().join("pg_verifybackup"))
         .arg("-n")
         .arg(data)
         .output()
@@ -300,26 +301,36 @@ fn pg_postgres_method_plain_and_tar() {
     let sysid = pg.psql("SELECT system_identifier FROM pg_control_system()");
     assert_eq!(
         identity,
-        format!("{{\n    \"systemid\": \"{sysid}\",\n    \"version\": \"15\"\n}}\n")
+        format!(
+            "{{\n    \"systemid\": \"{sysid}\",\n    \"version\": \"{}\"\n}}\n",
+            pg.major
+        )
     );
 
-    // Tar with client-side lz4.
+    // Tar with client-side lz4, or gzip where pg_basebackup was built
+    // without lz4 (the PostgreSQL 18 of scripts/install-postgres.sh).
+    let codec = if crate::harness::pg::built_with(pg.major, "lz4") {
+        "lz4"
+    } else {
+        "gzip"
+    };
+    let ext = if codec == "lz4" { "lz4" } else { "gz" };
     let mut conf = std::fs::read_to_string(env.config_path()).unwrap();
-    conf.push_str("backup_compression = lz4\nbackup_compression_format = tar\nbackup_compression_location = client\n");
+    conf.push_str(&format!("backup_compression = {codec}\nbackup_compression_format = tar\nbackup_compression_location = client\n"));
     std::fs::write(env.config_path(), conf).unwrap();
     std::thread::sleep(Duration::from_millis(1100));
     let run = env.barman(&["backup", "pg", "--wait", "--wait-timeout", "60"]);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     let (id2, info_path) = only_backup(&env);
     let info = std::fs::read_to_string(info_path).unwrap();
-    assert_eq!(field(&info, "compression"), "lz4");
+    assert_eq!(field(&info, "compression"), codec);
     assert_eq!(field(&info, "status"), "DONE");
     assert!(field(&info, "backup_label").contains("START WAL LOCATION"));
     assert!(env
         .home()
         .join("pg/base")
         .join(&id2)
-        .join("data/base.tar.lz4")
+        .join(format!("data/base.tar.{ext}"))
         .is_file());
 }
 
@@ -386,10 +397,10 @@ fn pg_rsync_over_ssh_backup_with_two_jobs_and_reuse() {
     let oid = pg.psql("SELECT oid FROM pg_tablespace WHERE spcname = 'tbs'");
     let tbs = env.home().join("pg/base").join(&id).join(&oid);
     assert!(
-        std::fs::read_dir(&tbs)
-            .unwrap()
-            .flatten()
-            .any(|e| e.file_name().to_string_lossy().starts_with("PG_15_")),
+        std::fs::read_dir(&tbs).unwrap().flatten().any(|e| e
+            .file_name()
+            .to_string_lossy()
+            .starts_with(&format!("PG_{}_", pg.major))),
         "tablespace copied under {}",
         tbs.display()
     );

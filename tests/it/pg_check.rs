@@ -1,4 +1,4 @@
-//! `check`/`status`/`show-servers` against a real PostgreSQL 15.
+//! `check`/`status`/`show-servers` against a real PostgreSQL (15 and 18 in CI).
 
 use crate::harness::pg::PgCluster;
 use crate::harness::TestEnv;
@@ -12,8 +12,9 @@ fn setup(extra_pg: &str) -> (PgCluster, TestEnv) {
     env.write_config(&format!(
         "[barman]\nbarman_home = @HOME@\nbarman_user = root\nlog_file = @ROOT@/barman.log\n\n\
          [pg]\ndescription = PostgreSQL 15 test cluster\nconninfo = {ci}\nstreaming_conninfo = {ci}\n\
-         backup_method = postgres\narchiver = on\npath_prefix = /usr/lib/postgresql/15/bin\ncheck_timeout = 10\n",
-        ci = pg.conninfo()
+         backup_method = postgres\narchiver = on\npath_prefix = {bin}\ncheck_timeout = 10\n",
+        ci = pg.conninfo(),
+        bin = pg.bindir().display()
     ));
     (pg, env)
 }

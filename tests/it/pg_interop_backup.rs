@@ -1,4 +1,4 @@
-//! The interop gate for backups, against a real PostgreSQL 15 under
+//! The interop gate for backups, against a real PostgreSQL (15 and 18 in CI) under
 //! pgbench load and real Barman 3.19.1 sharing one configuration file and
 //! one catalog: Barman lists, shows and recovers what barman-rs backed up
 //! (local-rsync with 2 jobs, postgres plain and gzip tar), and the
@@ -273,7 +273,10 @@ fn barman_sees(env: &TestEnv, id: &str, method_letter: &str) {
         format!("Backup {id}:"),
         "Server Name            : pg".to_string(),
         "Status                 : DONE".to_string(),
-        "PostgreSQL Version     : 150".to_string(),
+        format!(
+            "PostgreSQL Version     : {}0",
+            crate::harness::pg::default_major()
+        ),
         "    tbs                  : ".to_string(),
     ] {
         assert!(show.contains(&want), "no {want:?} in\n{show}");
@@ -722,17 +725,21 @@ fn pg_interop_barman_reads_and_deletes_our_failed_backup() {
     let bin = env.root().join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     let fake = bin.join("pg_basebackup");
+    let pgbin = crate::harness::pg::bindir();
     std::fs::write(
         &fake,
-        "#!/bin/sh\n[ \"$1\" = --version ] && exec /usr/lib/postgresql/15/bin/pg_basebackup --version\n\
-         echo 'pg_basebackup: error: simulated failure' >&2\nexit 1\n",
+        format!(
+            "#!/bin/sh\n[ \"$1\" = --version ] && exec {}/pg_basebackup --version\n\
+             echo 'pg_basebackup: error: simulated failure' >&2\nexit 1\n",
+            pgbin.display()
+        ),
     )
     .unwrap();
     std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     set_method(
         &env,
-        "path_prefix = /usr/lib/postgresql/15/bin",
-        &format!("path_prefix = {}:/usr/lib/postgresql/15/bin", bin.display()),
+        &format!("path_prefix = {}", pgbin.display()),
+        &format!("path_prefix = {}:{}", bin.display(), pgbin.display()),
     );
     let run = env.barman(&["backup", "pg"]);
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);

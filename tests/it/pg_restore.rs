@@ -1,4 +1,4 @@
-//! Point-in-time recovery against a real PostgreSQL 15, in the style of
+//! Point-in-time recovery against a real PostgreSQL (15 and 18 in CI), in the style of
 //! the most trusted peers: before each target a distinct marker row is
 //! written; after each recovery the restored cluster is started and must
 //! hold exactly the markers up to its target. One recovery per target

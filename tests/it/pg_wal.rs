@@ -1,4 +1,4 @@
-//! WAL intake from a real PostgreSQL 15 whose archive_command copies into
+//! WAL intake from a real PostgreSQL (15 and 18 in CI) whose archive_command copies into
 //! incoming/: `cron` archives every segment, `get-wal` gives back the exact
 //! bytes PostgreSQL wrote, `switch-wal --archive` closes and waits.
 
@@ -23,8 +23,9 @@ fn setup(compression: &str) -> (PgCluster, TestEnv) {
     env.write_config(&format!(
         "[barman]\nbarman_home = @HOME@\nbarman_user = root\nlog_file = @ROOT@/barman.log\ncompression = {compression}\n\n\
          [pg]\ndescription = PostgreSQL 15\nconninfo = {ci}\nbackup_method = postgres\narchiver = on\n\
-         incoming_wals_directory = {d}/incoming\npath_prefix = /usr/lib/postgresql/15/bin\n",
+         incoming_wals_directory = {d}/incoming\npath_prefix = {bin}\n",
         ci = pg.conninfo(),
+        bin = pg.bindir().display(),
         d = pg.dir.display()
     ));
     (pg, env)

@@ -9,8 +9,6 @@ use std::process::Command;
 use crate::catalog::env_with;
 use crate::harness::{Run, TestEnv};
 
-const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
-
 fn python_barman() -> PathBuf {
     let path = std::env::var_os("BARMAN_PY_BIN")
         .map(PathBuf::from)
@@ -83,7 +81,7 @@ fn generate_both(env: &TestEnv, path: &str, server: &str, id: &str, data: &Path)
 }
 
 fn with_pg(path: &str) -> String {
-    format!("{PG_BIN}:{path}")
+    format!("{}:{path}", crate::harness::pg::bindir().display())
 }
 
 const SYS_PATH: &str = "/usr/local/bin:/usr/bin:/bin";

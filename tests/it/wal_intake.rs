@@ -320,6 +320,69 @@ fn foreign_truncated_and_junk_files_are_refused_with_a_named_error() {
     );
 }
 
+/// `segment` with the page magic of another PostgreSQL release.
+fn segment_of_release(name: &str, sysid: u64, magic: u16) -> Vec<u8> {
+    let mut data = segment(name, sysid, 1);
+    data[0..2].copy_from_slice(&magic.to_le_bytes());
+    data
+}
+
+#[test]
+fn every_release_is_archived_and_a_future_one_with_a_warning() {
+    let env = TestEnv::new();
+    config(&env, "zstd", "");
+    // PostgreSQL 13, 14, 16, 17, 18, then a release this build does not know.
+    let magics = [0xD106u16, 0xD10D, 0xD113, 0xD116, 0xD118, 0xD11B];
+    for (i, magic) in magics.iter().enumerate() {
+        let name = seg_name(i as u32 + 1);
+        put(&env, &name, &segment_of_release(&name, SYSID, *magic));
+    }
+    let run = env.barman(&["archive-wal", "srv"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(
+        run.stderr,
+        format!(
+            "WARNING: WAL file {} of server srv: page magic 0xD11B is newer than PostgreSQL 18's: \
+             archived on the strength of its header (system identifier, segment size, page address, timeline)\n",
+            seg_name(6)
+        )
+    );
+    assert_eq!(xlogdb(&env).len(), 6);
+    for (i, magic) in magics.iter().enumerate() {
+        let name = seg_name(i as u32 + 1);
+        assert_eq!(
+            archived(&env, &name),
+            segment_of_release(&name, SYSID, *magic)
+        );
+    }
+    // A future release's segment whose header does not fit is refused.
+    let bad = seg_name(7);
+    put(&env, &bad, &segment_of_release(&seg_name(9), SYSID, 0xD11B));
+    let foreign = seg_name(8);
+    put(
+        &env,
+        &foreign,
+        &segment_of_release(&foreign, SYSID + 1, 0xD11B),
+    );
+    let run = env.barman(&["archive-wal", "srv"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains(&format!(
+            "ERROR: Invalid WAL file {bad} for server srv: page address"
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(&format!(
+            "ERROR: Invalid WAL file {foreign} for server srv: system identifier"
+        )),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(xlogdb(&env).len(), 6);
+}
+
 #[test]
 fn system_identifier_is_learned_from_the_archive() {
     let env = TestEnv::new();

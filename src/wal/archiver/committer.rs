@@ -173,6 +173,7 @@ impl Committer<'_> {
                     pending,
                     entry,
                     sysid,
+                    warning,
                     hash,
                 } => {
                     if let (Some(want), Some(got)) = (state.sysid, sysid) {
@@ -207,6 +208,12 @@ impl Committer<'_> {
                     match pending.commit() {
                         Ok(()) => {
                             crate::failpoint::hit("intake:renamed");
+                            if let Some(w) = &warning {
+                                report.warning(&format!(
+                                    "WAL file {} of server {}: {w}",
+                                    entry.name, srv.name
+                                ));
+                            }
                             if !srv.hooks.is_empty() {
                                 let env = hook_env(
                                     &entry,

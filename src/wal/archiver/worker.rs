@@ -45,6 +45,9 @@ pub(super) enum Outcome {
         pending: Pending,
         entry: Entry,
         sysid: Option<u64>,
+        /// Said once the file is archived (a PostgreSQL release newer
+        /// than this build).
+        warning: Option<String>,
         /// blake3 of the uncompressed content, to compare with a copy
         /// another task of this run archived first.
         hash: blake3::Hash,
@@ -151,6 +154,7 @@ fn process(srv: &ServerIntake, cpu: &CpuSlots, w: &mut Worker, task: &Task) -> i
     let dir = durable::parent(&target);
     std::fs::create_dir_all(dir)?;
     let sysid = header.map(|h| h.sysid);
+    let warning = header.and_then(|h| h.unknown_release());
     if srv.compression.is_none() || codec.is_some() {
         // Stored as it is: on the same filesystem, link instead of copying.
         if std::fs::metadata(dir)?.dev() == meta.dev() {
@@ -172,6 +176,7 @@ fn process(srv: &ServerIntake, cpu: &CpuSlots, w: &mut Worker, task: &Task) -> i
                 },
                 entry,
                 sysid,
+                warning,
                 hash,
             });
         }
@@ -212,6 +217,7 @@ fn process(srv: &ServerIntake, cpu: &CpuSlots, w: &mut Worker, task: &Task) -> i
         pending: Pending::Staged(staged),
         entry,
         sysid,
+        warning,
         hash,
     })
 }

@@ -1,27 +1,75 @@
-//! Real PostgreSQL 15 clusters for tests. PostgreSQL refuses to run as
-//! root, so clusters run as the `postgres` user (via `runuser` when the
-//! tests run as root) in a directory that user owns, listening only on a
-//! unix socket inside it. A template data directory is initdb'd once per
-//! test process and copied per cluster. Every cluster lives under
-//! `$TMPDIR/barman-rs-it/`, so `.ci/run` can stop leftovers of a killed test.
+//! Real PostgreSQL clusters for tests, of every major barman-rs supports,
+//! from `scripts/install-postgres.sh` (`$BARMAN_RS_PG_ROOT`, by default
+//! `/opt/barman-rs-pg/<major>/bin`). A test that needs a major which is not
+//! installed fails naming the install command: nothing is skipped.
+//! `BARMAN_RS_TEST_PG` picks the major of the suite's default clusters (15
+//! unless set; CI runs the suite on 15 and on 18).
+//!
+//! PostgreSQL refuses to run as root, so clusters run as the `postgres`
+//! user (via `runuser` when the tests run as root) in a directory that user
+//! owns, listening only on a unix socket inside it. A template data
+//! directory is initdb'd once per major and copied per cluster. Every
+//! cluster lives under `$TMPDIR/barman-rs-it/`, so `.ci/run` can stop
+//! leftovers of a killed test.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 
-pub const BINDIR: &str = "/usr/lib/postgresql/15/bin";
+/// Every major the matrix installs.
+pub const MAJORS: [u32; 6] = [13, 14, 15, 16, 17, 18];
+
+/// The major of the suite's default clusters.
+pub fn default_major() -> u32 {
+    match std::env::var("BARMAN_RS_TEST_PG") {
+        Ok(v) => v
+            .parse()
+            .ok()
+            .filter(|m| MAJORS.contains(m))
+            .unwrap_or_else(|| panic!("BARMAN_RS_TEST_PG={v}: not one of {MAJORS:?}")),
+        Err(_) => 15,
+    }
+}
+
+/// `bin/` of PostgreSQL `major`: the server's programs and client tools.
+pub fn bindir_of(major: u32) -> PathBuf {
+    let root = std::env::var_os("BARMAN_RS_PG_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/opt/barman-rs-pg"));
+    let bin = root.join(major.to_string()).join("bin");
+    assert!(
+        bin.join("postgres").exists() && bin.join("psql").exists(),
+        "PostgreSQL {major} is not installed in {}: run `bash scripts/install-postgres.sh {major}` as root",
+        bin.display()
+    );
+    bin
+}
+
+/// `bin/` of the default major (for `path_prefix` and client tools).
+pub fn bindir() -> PathBuf {
+    bindir_of(default_major())
+}
+
+/// Whether PostgreSQL `major` was built with `feature` (`lz4`, `zstd`,
+/// `openssl`...), from `pg_config --configure`.
+pub fn built_with(major: u32, feature: &str) -> bool {
+    let out = Command::new(bindir_of(major).join("pg_config"))
+        .arg("--configure")
+        .output()
+        .expect("run pg_config");
+    String::from_utf8_lossy(&out.stdout).contains(&format!("'--with-{feature}'"))
+}
 
 fn am_root() -> bool {
     nix::unistd::getuid().is_root()
 }
 
-/// Runs a PostgreSQL program as the postgres user.
-fn pg_cmd(program: &str) -> Command {
-    let path = format!("{BINDIR}/{program}");
+/// Runs a PostgreSQL program of `major` as the postgres user.
+fn pg_cmd_of(major: u32, program: &str) -> Command {
+    let path = bindir_of(major).join(program);
     if am_root() {
         let mut c = Command::new("runuser");
-        c.args(["-u", "postgres", "--", &path]);
+        c.args(["-u", "postgres", "--"]).arg(path);
         c
     } else {
         Command::new(path)
@@ -46,61 +94,60 @@ pub fn root_dir() -> PathBuf {
     root
 }
 
-/// One initdb'd template for every test process (nextest runs each test
-/// in its own process), built once under a file lock and copied per
-/// cluster: `cp -a` takes ~0.07 s where initdb takes ~0.6 s.
-fn template(checksums: bool) -> &'static Path {
-    static PLAIN: OnceLock<PathBuf> = OnceLock::new();
-    static CHECKSUMS: OnceLock<PathBuf> = OnceLock::new();
-    let cell = if checksums { &CHECKSUMS } else { &PLAIN };
-    cell.get_or_init(|| {
-        let root = root_dir();
-        let dir = root.join(if checksums {
-            "template-15-k"
-        } else {
-            "template-15"
-        });
-        let data = dir.join("data");
-        let _lock = barman::catalog::lock::acquire(&root.join(".template.lock"), true)
-            .expect("template lock");
-        if dir.join("ready").exists() {
-            return data;
-        }
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        chown_postgres(&dir);
-        let mut initdb = pg_cmd("initdb");
-        if checksums {
-            initdb.arg("--data-checksums");
-        }
-        let out = initdb
-            .args([
-                "--no-sync",
-                "-A",
-                "trust",
-                "-U",
-                "postgres",
-                "-E",
-                "UTF8",
-                "--locale",
-                "C",
-                "-D",
-            ])
-            .arg(&data)
-            .output()
-            .expect("run initdb");
-        assert!(
-            out.status.success(),
-            "initdb failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        std::fs::write(dir.join("ready"), "").unwrap();
-        data
-    })
+/// One initdb'd template per major and checksum setting, shared by every
+/// test process (nextest runs each test in its own process), built once
+/// under a file lock and copied per cluster: `cp -a` takes ~0.07 s where
+/// initdb takes ~0.6 s. Checksums are set explicitly both ways, as 18
+/// turned them on by default.
+fn template(major: u32, checksums: bool) -> PathBuf {
+    let root = root_dir();
+    let dir = root.join(format!(
+        "template-{major}{}",
+        if checksums { "-k" } else { "" }
+    ));
+    let data = dir.join("data");
+    let _lock =
+        barman::catalog::lock::acquire(&root.join(".template.lock"), true).expect("template lock");
+    if dir.join("ready").exists() {
+        return data;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    chown_postgres(&dir);
+    let mut initdb = pg_cmd_of(major, "initdb");
+    if checksums {
+        initdb.arg("--data-checksums");
+    } else if major >= 18 {
+        initdb.arg("--no-data-checksums");
+    }
+    let out = initdb
+        .args([
+            "--no-sync",
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "-E",
+            "UTF8",
+            "--locale",
+            "C",
+            "-D",
+        ])
+        .arg(&data)
+        .output()
+        .expect("run initdb");
+    assert!(
+        out.status.success(),
+        "initdb of PostgreSQL {major} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(dir.join("ready"), "").unwrap();
+    data
 }
 
 /// A running cluster; stopped (and removed) on drop.
 pub struct PgCluster {
+    pub major: u32,
     pub dir: PathBuf,
     pub data: PathBuf,
     pub socket: PathBuf,
@@ -115,13 +162,18 @@ impl PgCluster {
 
     /// As [`PgCluster::start`], optionally with data checksums on.
     pub fn start_with(name: &str, extra: &str, checksums: bool) -> PgCluster {
-        let dir = root_dir().join(format!("{name}-{}", std::process::id()));
+        PgCluster::start_major(default_major(), name, extra, checksums)
+    }
+
+    /// A cluster of PostgreSQL `major`.
+    pub fn start_major(major: u32, name: &str, extra: &str, checksums: bool) -> PgCluster {
+        let dir = root_dir().join(format!("{name}-{major}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let data = dir.join("data");
         let st = Command::new("cp")
             .arg("-a")
-            .arg(template(checksums))
+            .arg(template(major, checksums))
             .arg(&data)
             .status()
             .unwrap();
@@ -139,6 +191,7 @@ impl PgCluster {
         std::fs::write(data.join("postgresql.conf"), text).unwrap();
         chown_postgres(&dir);
         let cluster = PgCluster {
+            major,
             dir,
             data,
             socket,
@@ -158,7 +211,8 @@ impl PgCluster {
 
     /// Runs SQL through psql; returns stdout.
     pub fn psql(&self, sql: &str) -> String {
-        let out = pg_cmd("psql")
+        let out = self
+            .cmd("psql")
             .args([
                 "-X",
                 "-A",
@@ -182,8 +236,19 @@ impl PgCluster {
     /// Runs `pg_ctl -w <opts> -l log -D data <action>`, failing with the
     /// server log. The postmaster inherits pg_ctl's stdio: never pipes, or
     /// waiting for their end would wait for the server to stop.
+    /// A program of this cluster's major, run as postgres.
+    pub fn cmd(&self, program: &str) -> Command {
+        pg_cmd_of(self.major, program)
+    }
+
+    /// `bin/` of this cluster's major.
+    pub fn bindir(&self) -> PathBuf {
+        bindir_of(self.major)
+    }
+
     fn pg_ctl(&self, opts: &[&str], action: &str) {
-        let status = pg_cmd("pg_ctl")
+        let status = self
+            .cmd("pg_ctl")
             .arg("-w")
             .args(opts)
             .arg("-l")
@@ -216,7 +281,8 @@ impl PgCluster {
 
 impl Drop for PgCluster {
     fn drop(&mut self) {
-        let _ = pg_cmd("pg_ctl")
+        let _ = self
+            .cmd("pg_ctl")
             .args(["-w", "-m", "immediate", "-D"])
             .arg(&self.data)
             .arg("stop")
@@ -228,15 +294,16 @@ impl Drop for PgCluster {
     }
 }
 
-/// Runs a PostgreSQL client program (pgbench, pg_verifybackup...) as the
-/// postgres user.
+/// Runs a PostgreSQL client program (pgbench, pg_verifybackup...) of the
+/// default major as the postgres user.
 pub fn pg_program(program: &str) -> Command {
-    pg_cmd(program)
+    pg_cmd_of(default_major(), program)
 }
 
 /// A cluster started on a recovered directory; stopped on drop, even when
 /// the test fails.
 pub struct Recovered {
+    pub major: u32,
     pub data: PathBuf,
     pub socket: PathBuf,
     pub port: u16,
@@ -251,7 +318,20 @@ impl Recovered {
 
     /// As [`Recovered::start`], with `opts` as server options.
     pub fn start_with(data: &Path, socket: &Path, port: u16, log: &Path, opts: &str) -> Recovered {
+        Recovered::start_major(default_major(), data, socket, port, log, opts)
+    }
+
+    /// Starts PostgreSQL `major` on `data` with `opts` as server options.
+    pub fn start_major(
+        major: u32,
+        data: &Path,
+        socket: &Path,
+        port: u16,
+        log: &Path,
+        opts: &str,
+    ) -> Recovered {
         let rec = Recovered {
+            major,
             data: data.to_path_buf(),
             socket: socket.to_path_buf(),
             port,
@@ -261,7 +341,7 @@ impl Recovered {
             "-p {port} -k {} -c listen_addresses='' {opts}",
             socket.display()
         );
-        let st = pg_cmd("pg_ctl")
+        let st = pg_cmd_of(major, "pg_ctl")
             .args(["-w", "-t", "120", "-l"])
             .arg(log)
             .arg("-D")
@@ -303,7 +383,7 @@ impl Recovered {
     }
 
     pub fn psql(&self, sql: &str) -> String {
-        let out = pg_cmd("psql")
+        let out = pg_cmd_of(self.major, "psql")
             .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql])
             .arg(self.conninfo())
             .output()
@@ -320,7 +400,7 @@ impl Recovered {
 
 impl Drop for Recovered {
     fn drop(&mut self) {
-        let _ = pg_cmd("pg_ctl")
+        let _ = pg_cmd_of(self.major, "pg_ctl")
             .args(["-w", "-m", "immediate", "-D"])
             .arg(&self.data)
             .arg("stop")
