@@ -37,7 +37,8 @@ impl Log for Logger {
         if !self.enabled(record.metadata()) {
             return;
         }
-        let line = render(&self.format, record);
+        // A conninfo in a message must not leave its password in the log.
+        let line = crate::output::redact_passwords(&render(&self.format, record));
         let mut sink = self.sink.lock().unwrap_or_else(|e| e.into_inner());
         let _ = match &mut *sink {
             Sink::File(f) => f.write_all(line.as_bytes()),

@@ -26,8 +26,8 @@ fn switch(
     connect_timeout: Duration,
 ) -> Result<Switched, SwitchError> {
     let conninfo = cfg.get_str("conninfo").unwrap_or_default();
-    let mut c =
-        client::connect(conninfo, Some(connect_timeout)).map_err(|_| SwitchError::Failed)?;
+    let mut c = client::connect(conninfo, Some(connect_timeout)).map_err(SwitchError::Failed)?;
+    let failed = |e: postgres::Error| SwitchError::Failed(client::pg_error_text(&e));
     let row = c
         .query_one(
             "SELECT pg_is_in_recovery(), \
@@ -35,7 +35,7 @@ fn switch(
               FROM pg_roles WHERE rolname = current_user)",
             &[],
         )
-        .map_err(|_| SwitchError::Failed)?;
+        .map_err(failed)?;
     let (standby, may_checkpoint): (bool, Option<bool>) = (row.get(0), row.get(1));
     if force {
         if may_checkpoint != Some(true) {
@@ -47,16 +47,10 @@ fn switch(
         return Ok(Switched::Standby);
     }
     let current = "SELECT pg_walfile_name(pg_current_wal_insert_lsn())";
-    let pre: String = c
-        .query_one(current, &[])
-        .map_err(|_| SwitchError::Failed)?
-        .get(0);
+    let pre: String = c.query_one(current, &[]).map_err(failed)?.get(0);
     c.query_one("SELECT pg_switch_wal()::text", &[])
-        .map_err(|_| SwitchError::Failed)?;
-    let post: String = c
-        .query_one(current, &[])
-        .map_err(|_| SwitchError::Failed)?
-        .get(0);
+        .map_err(failed)?;
+    let post: String = c.query_one(current, &[]).map_err(failed)?.get(0);
     Ok(if pre < post {
         Switched::Closed(pre)
     } else {
@@ -65,7 +59,8 @@ fn switch(
 }
 
 enum SwitchError {
-    Failed,
+    /// Why, for the log: Barman's message does not say.
+    Failed(String),
     Checkpoint,
 }
 
@@ -94,7 +89,9 @@ pub fn run(ctx: &mut Ctx, args: SwitchWal) {
                 ctx.out.error("Barman switch-wal --force requires superuser rights or the 'pg_checkpoint' role");
                 continue;
             }
-            Err(SwitchError::Failed) => {
+            Err(SwitchError::Failed(why)) => {
+                // Barman says only this; its log says why (FIX: at WARNING, not DEBUG).
+                log::warn!("Error issuing pg_switch_wal() on server '{name}': {why}");
                 ctx.out.error(&format!(
                     "Unable to perform pg_switch_wal for server '{name}'."
                 ));

@@ -4,17 +4,17 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use postgres::{Client, NoTls};
+use postgres::Client;
 
 use super::conninfo;
 
 /// A connection, or why there is none (one line, for hints).
 pub fn connect(conninfo_text: &str, timeout: Option<Duration>) -> Result<Client, String> {
-    let mut cfg = conninfo::to_pg_config(conninfo_text).map_err(|e| e.to_string())?;
+    let (mut cfg, tls) = conninfo::to_pg_config(conninfo_text)?;
     if cfg.get_connect_timeout().is_none() {
         cfg.connect_timeout(timeout.unwrap_or(Duration::from_secs(30)));
     }
-    cfg.connect(NoTls).map_err(|e| one_line(&pg_error_text(&e)))
+    cfg.connect(tls).map_err(|e| one_line(&pg_error_text(&e)))
 }
 
 /// libpq-like text for a connection or query error.

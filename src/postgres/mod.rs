@@ -4,4 +4,6 @@
 
 pub mod client;
 pub mod conninfo;
+pub mod service;
 pub mod session;
+pub mod tls;

@@ -17,6 +17,7 @@ mod pg_interop_backup;
 mod pg_interop_restore;
 mod pg_matrix;
 mod pg_restore;
+mod pg_tls;
 mod pg_wal;
 mod verify_manifest;
 mod wal_intake;
