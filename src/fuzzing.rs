@@ -293,6 +293,30 @@ pub fn target_time(data: &[u8]) {
     }
 }
 
+/// INCREMENTAL file headers and the chain lines of backup_label
+/// (restore::incremental_file): no panic; a parsed header encodes to the
+/// bytes it was read from (up to its padding, which is not read) and
+/// parses back the same; a label stripped of its `INCREMENTAL FROM` lines
+/// stays so when stripped again, and parses as a full backup's label with
+/// the same start.
+pub fn incremental_file(data: &[u8]) {
+    use crate::restore::incremental_file as incr;
+    if let Ok(h) = incr::parse_header(data) {
+        let bytes = incr::encode_header(&h);
+        let fields = 12 + 4 * h.blocks.len();
+        assert_eq!(&bytes[..fields], &data[..fields]);
+        assert_eq!(incr::parse_header(&bytes).as_ref(), Ok(&h));
+        assert!(u64::from(h.reconstructed_blocks()) <= crate::backup::page::RELSEG_SIZE);
+    }
+    let stripped = incr::strip_incremental_lines(data);
+    assert_eq!(incr::strip_incremental_lines(&stripped), stripped);
+    if let Ok(l) = incr::parse_chain_label(data) {
+        let full = incr::parse_chain_label(&stripped).expect("a stripped label parses");
+        assert_eq!(full.from, None);
+        assert_eq!((full.start_lsn, full.start_tli), (l.start_lsn, l.start_tli));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -302,7 +326,7 @@ mod tests {
     fn replay_fuzz_corpora() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
         type Property = fn(&[u8]);
-        let targets: [(&str, Property); 13] = [
+        let targets: [(&str, Property); 14] = [
             ("config_ini", super::config_ini),
             ("conninfo", super::conninfo),
             ("pgpass", super::pgpass),
@@ -316,6 +340,7 @@ mod tests {
             ("retention_policy", super::retention_policy),
             ("postgresql_conf", super::postgresql_conf),
             ("target_time", super::target_time),
+            ("incremental_file", super::incremental_file),
         ];
         for (name, f) in targets {
             let dir = root.join(name);

@@ -13,6 +13,7 @@
 
 pub mod barman_manifest;
 pub mod exclude;
+pub mod incremental;
 pub mod label;
 pub mod local;
 pub mod manifest;
@@ -53,6 +54,8 @@ pub struct Options {
     pub manifest: Option<bool>,
     /// Show a progress bar (a terminal, not quiet, not cron).
     pub progress: bool,
+    /// `--incremental`: each server's resolved parent backup ID.
+    pub parents: std::collections::BTreeMap<String, String>,
 }
 
 /// Where the process-wide pieces live.
@@ -533,6 +536,8 @@ pub fn take(
     info.set("xlog_segment_size", Some((16u64 << 20).to_string()));
     info.set("systemid", systemid);
     info.set("backup_name", options.name.clone());
+    let parent = options.parents.get(&cfg.name).cloned();
+    info.set("parent_backup_id", parent.clone());
     let mut job = Job {
         cfg,
         cat,
@@ -631,6 +636,13 @@ pub fn take(
                 let _ = job.save();
                 check_backup(&mut job);
             }
+        }
+    }
+    // Barman's `finally`: the parent learns of its child even when the
+    // child failed, and before the child's own last save.
+    if let Some(parent) = &parent {
+        if let Err(e) = incremental::register_child(&job.cat, parent, &job.id) {
+            job.out.error(&e);
         }
     }
     if let Err(e) = job.save() {

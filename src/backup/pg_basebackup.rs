@@ -107,6 +107,7 @@ pub fn arguments(
     bwlimit: Option<u64>,
     immediate: bool,
     compression: Option<&Compression>,
+    incremental: Option<&Path>,
 ) -> Result<Vec<String>, String> {
     let mut args = vec![
         format!("--dbname={}", dsn(cfg)?),
@@ -121,6 +122,9 @@ pub fn arguments(
     }
     if let Some(b) = bwlimit.filter(|b| *b > 0) {
         args.push(format!("--max-rate={b}"));
+    }
+    if let Some(m) = incremental {
+        args.push(format!("--incremental={}", m.display()));
     }
     if immediate {
         args.push("--checkpoint=fast".into());
@@ -207,6 +211,12 @@ pub fn run(job: &mut Job<'_>, action: &mut String) -> Result<bool, Failure> {
         dirs.push(d);
     }
     let compression = Compression::from_config(job.cfg);
+    // Barman passes --incremental only while the parent is readable.
+    let parent_manifest = job
+        .info
+        .get("parent_backup_id")
+        .filter(|p| super::incremental::parent_exists(&job.cat, p))
+        .map(|p| super::incremental::parent_manifest(&job.cat, p));
     let tool = find_tool(job.cfg, &["pg_basebackup"])
         .path
         .ok_or_else(|| Failure::new("copying files", "pg_basebackup not found"))?;
@@ -217,6 +227,7 @@ pub fn run(job: &mut Job<'_>, action: &mut String) -> Result<bool, Failure> {
         job.plan.bwlimit,
         job.plan.immediate,
         compression.as_ref(),
+        parent_manifest.as_deref(),
     )
     .map_err(|e| Failure::new(action, e))?;
     // The copy does not need the SQL session; Barman closes it too.

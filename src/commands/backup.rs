@@ -7,6 +7,7 @@
 use std::io::IsTerminal;
 
 use super::{check, Ctx};
+use crate::backup::incremental;
 use crate::backup::{self, Host, Options};
 use crate::catalog::backup_ext::neighbours;
 use crate::catalog::backups;
@@ -63,18 +64,27 @@ pub fn run(ctx: &mut Ctx, args: Backup) {
             None
         },
         progress: !ctx.out.is_quiet() && !ctx.out.is_json() && std::io::stdout().is_terminal(),
+        parents: Default::default(),
     };
+    let mut options = options;
     let mut servers = Vec::new();
     for mut cfg in ctx.active_servers(&args.servers.server_name) {
         if let Some(t) = args.check_timeout {
             cfg.set("check_timeout", crate::config::types::Value::Int(t as i64));
         }
-        if args.incremental.is_some() {
-            ctx.out.error(&format!(
-                "failed to start backup: barman-rs does not support incremental backups yet (server {})",
-                cfg.name
-            ));
-            continue;
+        if let Some(reference) = &args.incremental {
+            // Barman's parse_backup_id: an unknown parent ends the whole
+            // command (close_and_exit), servers already listed still run.
+            let list = backups::load(&ServerCatalog::new(&cfg)).unwrap_or_default();
+            match backups::resolve(&list, &cfg.name, reference) {
+                Ok(parent) => {
+                    options.parents.insert(cfg.name.clone(), parent.id.clone());
+                }
+                Err(e) => {
+                    ctx.out.error(&e);
+                    break;
+                }
+            }
         }
         servers.push(cfg);
     }
@@ -225,6 +235,19 @@ pub fn one_server(
     cfg: &ServerConfig,
     options: &Options,
 ) -> Option<String> {
+    if let Some(parent) = options.parents.get(&cfg.name) {
+        match incremental::validate(cfg, parent) {
+            Ok(()) => {}
+            Err(incremental::Refusal::Exception(e)) => {
+                out.exception(&format!("{e}\nSee log file for more details."));
+                return None;
+            }
+            Err(incremental::Refusal::Invalid(msg)) => {
+                out.error(&format!("failed to start backup: {msg}"));
+                return None;
+            }
+        }
+    }
     if !preflight(cfg, host) {
         out.error(&format!(
             "Impossible to start the backup. Check the log for more details, or run 'barman check {}'",
@@ -298,6 +321,9 @@ pub fn one_server(
                 out.error(&e.to_string());
             }
         }
+    }
+    if !incremental::checksum_consistent(&cat, &info) {
+        out.warning(incremental::CHECKSUM_WARNING);
     }
     if info.status() == "WAITING_FOR_WALS" {
         out.warning(

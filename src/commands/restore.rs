@@ -211,6 +211,14 @@ pub fn run(ctx: &mut Ctx, a: Restore) {
         get_wal,
         delta,
         jobs,
+        staging: std::path::PathBuf::from(
+            a.staging_path
+                .clone()
+                .or_else(|| cfg.get_str("staging_path").map(str::to_string))
+                .or_else(|| a.local_staging_path.clone())
+                .or_else(|| cfg.get_str("local_staging_path").map(str::to_string))
+                .unwrap_or_else(|| "/tmp".into()),
+        ),
     };
     rs::run(&mut ctx.out, &request);
 }

@@ -84,6 +84,14 @@ impl Session {
         f(&mut c).map_err(sql)
     }
 
+    /// `SHOW name` (None when the setting does not exist).
+    pub fn show(&self, name: &str) -> Result<Option<String>, SqlError> {
+        self.with(|c| {
+            c.query_one("SELECT current_setting($1, true)", &[&name])
+                .map(|r| r.get(0))
+        })
+    }
+
     pub fn metadata(&self) -> Result<Metadata, SqlError> {
         let version = self.version;
         self.with(|c| {

@@ -10,9 +10,12 @@
 //! and without `global/pg_control` (written last): the destination cannot
 //! be started as if it were restored.
 
+pub mod chain;
+pub mod combine;
 pub mod conf;
 pub mod copy;
 pub mod frames;
+pub mod incremental_file;
 pub mod remote;
 pub mod targets;
 pub mod untar;
@@ -61,6 +64,9 @@ pub struct Request<'a> {
     pub get_wal: bool,
     pub delta: bool,
     pub jobs: usize,
+    /// Where tar members of an incremental chain are extracted
+    /// (`--staging-path`, `staging_path`, else `/tmp` as Barman).
+    pub staging: PathBuf,
 }
 
 impl Request<'_> {
@@ -86,6 +92,7 @@ impl Request<'_> {
             get_wal: self.get_wal,
             delta: false,
             jobs: self.jobs,
+            staging: self.staging.clone(),
         }
     }
 
@@ -443,15 +450,34 @@ fn execute(
     }
 
     out.info("Copying the base backup.");
+    // Barman's local restore of an incremental runs pg_combinebackup
+    // straight into the destination, with these lines and no tablespace
+    // list; barman-rs combines natively (chain.rs) under the same words.
+    let combining = r.remote.is_none() && chain::is_incremental(b);
+    if combining {
+        out.info(&format!(
+            "Start combining backup via pg_combinebackup for backup {} on {}",
+            b.id, r.dest
+        ));
+    }
     let copied = match &r.remote {
-        Some(rc) => remote::copy_backup(rc, r, cat, tablespaces),
+        Some(rc) => remote::copy_backup(rc, r, cat, tablespaces).map(|()| None),
         None => copy_base(r, cat, tablespaces, &dest),
     };
-    if let Err(e) = copied {
-        out.error(&format!("Failure copying base backup: {e}"));
-        return None;
+    let combine_time = match copied {
+        Ok(t) => t,
+        Err(e) => {
+            out.error(&format!("Failure copying base backup: {e}"));
+            return None;
+        }
+    };
+    if combining {
+        out.info(&format!(
+            "End combining backup via pg_combinebackup for backup {}",
+            b.id
+        ));
     }
-    for t in tablespaces {
+    for t in tablespaces.iter().filter(|_| !combining) {
         out.info(&format!(
             "\t{}, {}, {}",
             t.oid.repr(),
@@ -466,7 +492,7 @@ fn execute(
             return None;
         }
     } else {
-        if let Err(e) = finish_local_copy(r, cat, &dest) {
+        if let Err(e) = finish_local_copy(r, &dest, combine_time) {
             out.error(&e);
             return None;
         }
@@ -727,51 +753,72 @@ fn fqdn() -> String {
         .unwrap_or(host)
 }
 
-/// The local copy of the base backup: plain (verified copy) or tar.
+/// The tar archives of a compressed backup, each with where it goes.
+fn tar_archives(
+    b: &Backup,
+    data: &Path,
+    dest: &Path,
+    tablespaces: &[Tablespace],
+    tablespace_dest: impl Fn(&Tablespace) -> PathBuf,
+) -> Result<Vec<untar::Archive>, String> {
+    let kind = b.info.get("compression").unwrap_or("none");
+    let ext = match kind {
+        "gzip" => "tar.gz",
+        "lz4" => "tar.lz4",
+        "zstd" => "tar.zst",
+        "none" => "tar",
+        other => return Err(format!("Unexpected compression format: {other}")),
+    };
+    // Only barman-rs's native copy writes a compressed backup in rsync
+    // mode; its archives are many independent frames.
+    let framed = b.info.get("mode") == Some("rsync-concurrent");
+    let mut archives = Vec::new();
+    for t in tablespaces {
+        let oid = t.oid.repr();
+        archives.push(untar::Archive {
+            path: data.join(format!("{oid}.{ext}")),
+            dest: tablespace_dest(t),
+            manifest_prefix: format!("pg_tblspc/{oid}/"),
+            is_base: false,
+            framed,
+        });
+    }
+    archives.push(untar::Archive {
+        path: data.join(format!("base.{ext}")),
+        dest: dest.to_path_buf(),
+        manifest_prefix: String::new(),
+        is_base: true,
+        framed,
+    });
+    Ok(archives)
+}
+
+/// The local copy of the base backup: plain (verified copy), tar, or an
+/// incremental chain combined; returns the combination's seconds.
 fn copy_base(
     r: &Request<'_>,
     cat: &ServerCatalog,
     tablespaces: &[Tablespace],
     dest: &Path,
-) -> Result<(), String> {
+) -> Result<Option<f64>, String> {
+    if chain::is_incremental(r.backup) {
+        let secs = chain::restore(r, cat, tablespaces, dest, &r.staging)?;
+        link_tablespaces(r, tablespaces, dest)?;
+        return Ok(Some(secs));
+    }
     let base = cat.basebackups_directory.join(&r.backup.id);
     let data = base.join("data");
     let manifest = read_manifest(&data)?;
     mkdir_mode(dest, 0o700).map_err(|e| format!("cannot create '{}': {e}", dest.display()))?;
-    let compression = r
+    let compressed = r
         .backup
         .info
         .get("compression")
-        .filter(|c| *c != "None" && !c.is_empty());
-    if let Some(kind) = compression {
-        let ext = match kind {
-            "gzip" => "tar.gz",
-            "lz4" => "tar.lz4",
-            "zstd" => "tar.zst",
-            "none" => "tar",
-            other => return Err(format!("Unexpected compression format: {other}")),
-        };
-        // Only barman-rs's native copy writes a compressed backup in
-        // rsync mode; its archives are many independent frames.
-        let framed = r.backup.info.get("mode") == Some("rsync-concurrent");
-        let mut archives = Vec::new();
-        for t in tablespaces {
-            let oid = t.oid.repr();
-            archives.push(untar::Archive {
-                path: data.join(format!("{oid}.{ext}")),
-                dest: PathBuf::from(r.location(t)),
-                manifest_prefix: format!("pg_tblspc/{oid}/"),
-                is_base: false,
-                framed,
-            });
-        }
-        archives.push(untar::Archive {
-            path: data.join(format!("base.{ext}")),
-            dest: dest.to_path_buf(),
-            manifest_prefix: String::new(),
-            is_base: true,
-            framed,
-        });
+        .is_some_and(|c| c != "None" && !c.is_empty());
+    if compressed {
+        let archives = tar_archives(r.backup, &data, dest, tablespaces, |t| {
+            PathBuf::from(r.location(t))
+        })?;
         untar::restore(&archives, manifest.as_ref(), r.jobs)?;
     } else {
         let mut trees = Vec::new();
@@ -807,7 +854,8 @@ fn copy_base(
             },
         )?;
     }
-    link_tablespaces(r, tablespaces, dest)
+    link_tablespaces(r, tablespaces, dest)?;
+    Ok(None)
 }
 
 /// The backup's `backup_manifest`, when it has one in PostgreSQL's format
@@ -854,10 +902,22 @@ fn link_tablespaces(
 }
 
 /// `.barman-recover.info` and `backup_manifest.<ID>` in the destination.
-fn finish_local_copy(r: &Request<'_>, cat: &ServerCatalog, dest: &Path) -> Result<(), String> {
-    let _ = cat;
+/// A combined chain's file records only `copy_stats={'combine_time': …}`,
+/// as Barman's CombineOperation leaves it.
+fn finish_local_copy(
+    r: &Request<'_>,
+    dest: &Path,
+    combine_time: Option<f64>,
+) -> Result<(), String> {
     let info = dest.join(".barman-recover.info");
-    crate::backup::write_synced(&info, r.backup.info.render().as_bytes(), 0o600)
+    let mut recorded = r.backup.info.clone();
+    if let Some(secs) = combine_time {
+        recorded.set(
+            "copy_stats",
+            Some(crate::backup::copy_stats_repr(&[("combine_time", secs)])),
+        );
+    }
+    crate::backup::write_synced(&info, recorded.render().as_bytes(), 0o600)
         .map_err(|e| format!("cannot write '{}': {e}", info.display()))?;
     let manifest = dest.join("backup_manifest");
     if manifest.exists() {

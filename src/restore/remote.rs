@@ -4,9 +4,10 @@
 //! files fetched, rewritten locally and sent back. Tar backups are first
 //! extracted (and verified) into a local staging directory.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
+use super::chain::Scratch;
 use super::{copy_base, Request};
 use crate::catalog::backup_ext::Tablespace;
 use crate::catalog::xlogdb::Entry;
@@ -91,23 +92,6 @@ pub fn check_empty(
 }
 
 /// A local scratch directory, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(base: &Path, tag: &str) -> Result<Scratch, String> {
-        let p = base.join(format!("{tag}{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).map_err(|e| format!("cannot create '{}': {e}", p.display()))?;
-        Ok(Scratch(p))
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 const PGDATA_EXCLUDES: &[&str] = &[
     "/pg_log/*",
     "/log/*",
@@ -132,11 +116,17 @@ pub fn copy_backup(
         .info
         .get("compression")
         .is_some_and(|c| c != "None" && !c.is_empty());
-    let staging_root = PathBuf::from(r.cfg.get_str("staging_path").unwrap_or("/tmp"));
+    let staged_locally = compressed || super::chain::is_incremental(r.backup);
+    let staging_root = r.staging.clone();
     // Tablespaces sit beside data/ as <oid>/, in the catalog as in staging.
     let _scratch: Scratch;
-    let root = if compressed {
-        let s = Scratch::new(&staging_root, "barman-decompress")?;
+    let root = if staged_locally {
+        let tag = if compressed {
+            "barman-decompress"
+        } else {
+            "barman-combine"
+        };
+        let s = Scratch::new(&staging_root, tag)?;
         let staged = s.0.join("data");
         let relocate = tablespaces
             .iter()

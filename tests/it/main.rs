@@ -13,6 +13,8 @@ mod interop;
 mod missing_home;
 mod pg_backup;
 mod pg_check;
+mod pg_combine;
+mod pg_incremental;
 mod pg_interop_backup;
 mod pg_interop_restore;
 mod pg_matrix;
