@@ -71,6 +71,28 @@ pub struct NotYet {
     pub args: Vec<String>,
 }
 
+/// `receive-wal` options, as Barman's argparse defines them.
+#[derive(Debug, Args)]
+pub struct ReceiveWal {
+    /// Stop the receive-wal subprocess for the server.
+    #[arg(long)]
+    pub stop: bool,
+    /// Reset the status of receive-wal removing any status files.
+    #[arg(long)]
+    pub reset: bool,
+    /// Create the replication slot, if it does not exist.
+    #[arg(long = "create-slot")]
+    pub create_slot: bool,
+    /// Do not error out when --create-slot is specified and a slot with the specified name already exists.
+    #[arg(long = "if-not-exists")]
+    pub if_not_exists: bool,
+    /// Drop the replication slot, if it exists.
+    #[arg(long = "drop-slot")]
+    pub drop_slot: bool,
+    /// Specifies the server name for the command.
+    pub server_name: String,
+}
+
 /// `get-wal` options, as Barman's argparse defines them.
 #[derive(Debug, Args)]
 pub struct GetWal {
@@ -451,8 +473,9 @@ pub enum Command {
     /// Rebuild the WAL file database guessing it from the disk content.
     #[command(name = "rebuild-xlogdb")]
     RebuildXlogdb(Servers),
-    #[command(name = "receive-wal", hide = true)]
-    ReceiveWal(NotYet),
+    /// Start a receive-wal process. The process uses the streaming protocol to receive WAL files from the PostgreSQL server.
+    #[command(name = "receive-wal")]
+    ReceiveWal(ReceiveWal),
     /// Perform a full backup for the given server (supports 'all').
     Backup(Box<Backup>),
     /// List available backups for the given server (supports 'all').
@@ -554,7 +577,6 @@ impl Command {
     /// The Barman name of a command barman-rs does not implement yet.
     pub fn not_yet(&self) -> Option<&'static str> {
         Some(match self {
-            Command::ReceiveWal(_) => "receive-wal",
             Command::CheckWalArchive(_) => "check-wal-archive",
             Command::ReplicationStatus(_) => "replication-status",
             Command::ListProcesses(_) => "list-processes",

@@ -37,5 +37,6 @@ pub mod pipeline;
 pub mod postgres;
 pub mod restore;
 pub mod server;
+pub mod streaming;
 pub mod wal;
 pub mod walcli;

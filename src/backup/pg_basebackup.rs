@@ -84,19 +84,10 @@ pub fn tar_name(kind: &str, base: &str) -> String {
 /// the replication ones, then `application_name` unless given.
 pub fn dsn(cfg: &ServerConfig) -> Result<String, String> {
     let text = cfg.get_str("streaming_conninfo").unwrap_or_default();
-    let mut params = conninfo::parse(text).map_err(|e| e.to_string())?;
-    params.insert("dbname".into(), "replication".into());
-    params.insert("replication".into(), "true".into());
-    params.insert("options".into(), "-cdatestyle=iso".into());
-    let has_app = params.contains_key("application_name");
-    let mut s: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    if !has_app {
-        let app = cfg
-            .get_str("streaming_backup_name")
-            .unwrap_or("barman_streaming_backup");
-        s.push(format!("application_name={app}"));
-    }
-    Ok(s.join(" "))
+    let app = cfg
+        .get_str("streaming_backup_name")
+        .unwrap_or("barman_streaming_backup");
+    conninfo::replication_dsn(text, app)
 }
 
 /// The full pg_basebackup command line Barman would run.

@@ -83,11 +83,13 @@ fn read_pid(file: &mut File) -> Option<u32> {
 }
 
 /// The pid of the process holding `path`, or None when it is free.
+/// Only probes: the file keeps its content, as Barman's lookup leaves it.
 pub fn owner(path: &Path) -> Option<u32> {
-    match acquire(path, false) {
-        Ok(_) => None,
-        Err(LockError::Busy { pid, .. }) => pid,
-        Err(LockError::Io { .. }) => None,
+    let mut file = OpenOptions::new().read(true).open(path).ok()?;
+    match file.try_lock() {
+        Ok(()) => None,
+        Err(std::fs::TryLockError::WouldBlock) => read_pid(&mut file),
+        Err(std::fs::TryLockError::Error(_)) => None,
     }
 }
 

@@ -324,11 +324,16 @@ pub(crate) fn check_server(
                 &pg,
                 "pg_receivexlog compatible",
             );
-            c.result(
-                "receive-wal running",
-                false,
-                Some("See the Barman log file for more details"),
-            );
+            let lock = crate::catalog::lock::LockNames { dir: lock_dir }.receive_wal(&cfg.name);
+            if crate::catalog::lock::owner(&lock).is_some() {
+                c.result("receive-wal running", true, None);
+            } else {
+                c.result(
+                    "receive-wal running",
+                    false,
+                    Some("See the Barman log file for more details"),
+                );
+            }
         }
         if cfg.get_bool("archiver") && pg_up {
             let mode = pg.setting("archive_mode").unwrap_or("");

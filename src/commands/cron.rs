@@ -86,10 +86,16 @@ pub fn run(ctx: &mut Ctx, keep_descriptors: bool) {
             Err(e) => ctx.out.error(&e.to_string()),
         }
         if cfg.get_bool("streaming_archiver") {
-            // Barman would start receive-wal here; say plainly that we do not.
-            ctx.out.warning(&format!(
-                "barman-rs does not implement receive-wal yet: the streaming archiver of server {name} is not started"
-            ));
+            crate::streaming::process::start_in_background(
+                &mut ctx.out,
+                &lock_dir,
+                &ctx.config.file,
+                &name,
+                keep_descriptors,
+            );
+        } else {
+            let stopped = crate::streaming::process::stop(&lock_dir, &name);
+            crate::streaming::process::report(&mut ctx.out, &name, stopped, false);
         }
         let cat = crate::catalog::ServerCatalog::new(&cfg);
         // Barman announces the check and runs it in a child, concurrently

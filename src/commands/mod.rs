@@ -17,6 +17,7 @@ mod list_files;
 mod list_servers;
 mod put_wal;
 mod rebuild_xlogdb;
+mod receive_wal;
 mod restore;
 mod show_backup;
 mod show_servers;
@@ -279,6 +280,7 @@ pub fn run(ctx: &mut Ctx, command: Command) -> i32 {
         Command::Restore(args) => restore::run(ctx, *args),
         Command::PutWal { server_name, test } => put_wal::run(ctx, &server_name, test),
         Command::SwitchWal(args) => switch_wal::run(ctx, args),
+        Command::ReceiveWal(args) => receive_wal::run(ctx, args),
         Command::LockDirectoryCleanup => {
             if let Err(e) = crate::catalog::lock::cleanup(&ctx.config.lock_directory) {
                 ctx.out.error(&format!(

@@ -21,6 +21,22 @@ pub enum ConninfoError {
     BadValue { key: String, value: String },
 }
 
+/// Barman's streaming DSN: the conninfo's parameters sorted, the
+/// replication ones forced (a user `options` is lost, as in Barman), then
+/// `application_name=<app>` unless the conninfo names one.
+pub fn replication_dsn(conninfo: &str, app: &str) -> Result<String, String> {
+    let mut params = parse(conninfo).map_err(|e| e.to_string())?;
+    params.insert("dbname".into(), "replication".into());
+    params.insert("replication".into(), "true".into());
+    params.insert("options".into(), "-cdatestyle=iso".into());
+    let has_app = params.contains_key("application_name");
+    let mut s: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    if !has_app {
+        s.push(format!("application_name={app}"));
+    }
+    Ok(s.join(" "))
+}
+
 /// libpq's `conninfo_parse`: `key = value` pairs separated by blanks;
 /// a value may be single-quoted, with `\` escaping any character.
 pub fn parse(conninfo: &str) -> Result<BTreeMap<String, String>, ConninfoError> {

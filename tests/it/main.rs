@@ -19,6 +19,7 @@ mod pg_interop_backup;
 mod pg_interop_restore;
 mod pg_matrix;
 mod pg_restore;
+mod pg_streaming;
 mod pg_tls;
 mod pg_wal;
 mod verify_manifest;

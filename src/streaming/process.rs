@@ -1,0 +1,117 @@
+//! The receive-wal process seen from outside: cron's background start
+//! (Barman's `background_receive_wal`) and `--stop` (SIGINT to the lock
+//! owner, then up to ten probes a second apart).
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use crate::catalog::lock::{self, LockNames};
+use crate::output::Output;
+
+/// Starts `barman -c <config> -q receive-wal <server>` in a session of its
+/// own unless one holds the server's receive-wal lock. Returns whether it
+/// started one.
+pub fn start_in_background(
+    out: &mut Output,
+    lock_dir: &Path,
+    config_file: &Path,
+    server: &str,
+    keep_descriptors: bool,
+) -> bool {
+    let path = LockNames { dir: lock_dir }.receive_wal(server);
+    match lock::acquire(&path, false) {
+        Ok(held) => {
+            out.info_nolog(&format!("Starting streaming archiver for server {server}"));
+            drop(held);
+        }
+        Err(_) => {
+            log::debug!("Another STREAMING ARCHIVER process is running for server {server}");
+            return false;
+        }
+    }
+    let exe = std::env::current_exe().unwrap_or_else(|_| "barman".into());
+    let mut cmd = Command::new(exe);
+    cmd.arg("-c")
+        .arg(config_file)
+        .args(["-q", "receive-wal", server])
+        .stdin(Stdio::null());
+    if !keep_descriptors {
+        cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    }
+    // A session of its own: cron's end (or a terminal's) does not stop it.
+    detach(&mut cmd);
+    match cmd.spawn() {
+        Ok(child) => {
+            log::debug!("BarmanSubProcess: subprocess started. pid: {}", child.id());
+            true
+        }
+        Err(e) => {
+            out.error(&format!(
+                "Cannot start receive-wal for server {server}: {e}"
+            ));
+            false
+        }
+    }
+}
+
+/// A process group of its own (Barman uses setsid): signals sent to
+/// cron's group, or a terminal's, do not reach the receiver.
+fn detach(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    cmd.process_group(0);
+}
+
+/// What `--stop` found.
+pub enum Stopped {
+    Yes(u32),
+    Failed(u32, Option<String>),
+    NoProcess,
+}
+
+/// Barman's `kill`: SIGINT to the owner of the receive-wal lock, then wait
+/// up to ten seconds for it to go.
+pub fn stop(lock_dir: &Path, server: &str) -> Stopped {
+    let path = LockNames { dir: lock_dir }.receive_wal(server);
+    let Some(pid) = lock::owner(&path) else {
+        return Stopped::NoProcess;
+    };
+    let target = Pid::from_raw(pid as i32);
+    match kill(target, Signal::SIGINT) {
+        Ok(()) => {}
+        Err(nix::errno::Errno::ESRCH) => return Stopped::Yes(pid),
+        Err(e) => return Stopped::Failed(pid, Some(format!("[Errno {}] {}", e as i32, e.desc()))),
+    }
+    for _ in 0..10 {
+        match kill(target, None) {
+            Err(nix::errno::Errno::ESRCH) => return Stopped::Yes(pid),
+            _ => std::thread::sleep(Duration::from_secs(1)),
+        }
+        // A dead child not yet reaped by anyone still answers kill(0):
+        // the lock tells the truth.
+        if lock::owner(&path).is_none() {
+            return Stopped::Yes(pid);
+        }
+    }
+    Stopped::Failed(pid, None)
+}
+
+/// Reports a stop as Barman does.
+pub fn report(out: &mut Output, server: &str, stopped: Stopped, fail_if_absent: bool) {
+    match stopped {
+        Stopped::Yes(pid) => out.info(&format!("Stopped process receive-wal({pid})")),
+        Stopped::Failed(pid, why) => {
+            if let Some(w) = why {
+                out.error(&w);
+            }
+            out.error(&format!("Cannot terminate process receive-wal({pid})"));
+        }
+        Stopped::NoProcess if fail_if_absent => out.error(&format!(
+            "Termination of receive-wal failed: no such process for server {server}"
+        )),
+        Stopped::NoProcess => {}
+    }
+}
