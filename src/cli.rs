@@ -7,7 +7,13 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::output::Format;
 
-pub const VERSION_LINE: &str = "3.19.1 Barman by EnterpriseDB (www.enterprisedb.com)";
+/// What `barman --version` prints: the leading `3.19.1` scripts parse,
+/// then what this program really is.
+pub const VERSION_LINE: &str = concat!(
+    "3.19.1 (barman-rs ",
+    env!("CARGO_PKG_VERSION"),
+    ", compatible with Barman 3.19.1)"
+);
 
 #[derive(Debug, Parser)]
 #[command(
@@ -559,14 +565,44 @@ pub enum Command {
     /// Restore a server at a given time, name, LSN or xid.
     #[command(visible_alias = "recover")]
     Restore(Box<Restore>),
-    #[command(name = "check-wal-archive", hide = true)]
-    CheckWalArchive(NotYet),
-    #[command(name = "replication-status", hide = true)]
-    ReplicationStatus(NotYet),
-    #[command(name = "list-processes", visible_alias = "list-process", hide = true)]
-    ListProcesses(NotYet),
-    #[command(name = "terminate-process", hide = true)]
-    TerminateProcess(NotYet),
+    /// Check if the WAL archive of the specified server can be safely used for a new server.
+    #[command(name = "check-wal-archive")]
+    CheckWalArchive {
+        /// Specifies the server name for the command.
+        server_name: String,
+        /// The earliest timeline whose WALs should cause the check to fail.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        timeline: Option<u32>,
+    },
+    /// Shows live information and status of any streaming client.
+    #[command(name = "replication-status")]
+    ReplicationStatus {
+        #[command(flatten)]
+        servers: Servers,
+        /// Machine readable output.
+        #[arg(long)]
+        minimal: bool,
+        /// Possible values are: 'hot-standby' (only hot standby servers), 'wal-streamer' (only WAL streaming clients, such as pg_receivewal), 'all' (any of them). Defaults to all.
+        #[arg(long, default_value = "all", value_parser = ["hot-standby", "wal-streamer", "all"])]
+        target: String,
+        /// Possible values are: backup-host (list clients using the backup conninfo of a server) or wal-host (list clients using the WAL streaming conninfo of a server). Defaults to backup-host.
+        #[arg(long, default_value = "backup-host", value_parser = ["backup-host", "wal-host"])]
+        source: String,
+    },
+    /// List all the active subprocesses started by the specified server.
+    #[command(name = "list-processes", visible_alias = "list-process")]
+    ListProcesses {
+        /// Specifies the server name.
+        server_name: String,
+    },
+    /// Terminate a Barman server subprocess specified by task name.
+    #[command(name = "terminate-process")]
+    TerminateProcess {
+        /// Specifies the server name.
+        server_name: String,
+        /// The task name to terminate (e.g. backup, receive-wal).
+        task: String,
+    },
     #[command(name = "config-switch", hide = true)]
     ConfigSwitch(NotYet),
     #[command(name = "config-update", hide = true)]
@@ -577,10 +613,6 @@ impl Command {
     /// The Barman name of a command barman-rs does not implement yet.
     pub fn not_yet(&self) -> Option<&'static str> {
         Some(match self {
-            Command::CheckWalArchive(_) => "check-wal-archive",
-            Command::ReplicationStatus(_) => "replication-status",
-            Command::ListProcesses(_) => "list-processes",
-            Command::TerminateProcess(_) => "terminate-process",
             Command::ConfigSwitch(_) => "config-switch",
             Command::ConfigUpdate(_) => "config-update",
             _ => return None,

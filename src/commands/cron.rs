@@ -94,8 +94,8 @@ pub fn run(ctx: &mut Ctx, keep_descriptors: bool) {
                 keep_descriptors,
             );
         } else {
-            let stopped = crate::streaming::process::stop(&lock_dir, &name);
-            crate::streaming::process::report(&mut ctx.out, &name, stopped, false);
+            let stopped = crate::streaming::process::stop(&lock_dir, &name, "receive-wal");
+            crate::streaming::process::report(&mut ctx.out, &name, "receive-wal", stopped, false);
         }
         let cat = crate::catalog::ServerCatalog::new(&cfg);
         // Barman announces the check and runs it in a child, concurrently

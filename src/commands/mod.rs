@@ -6,6 +6,7 @@ mod archive_wal;
 mod backup;
 mod check;
 mod check_backup;
+mod check_wal_archive;
 mod cron;
 mod delete;
 mod diagnose;
@@ -18,6 +19,7 @@ mod list_servers;
 mod put_wal;
 mod rebuild_xlogdb;
 mod receive_wal;
+mod replication_status;
 mod restore;
 mod show_backup;
 mod show_servers;
@@ -281,6 +283,20 @@ pub fn run(ctx: &mut Ctx, command: Command) -> i32 {
         Command::PutWal { server_name, test } => put_wal::run(ctx, &server_name, test),
         Command::SwitchWal(args) => switch_wal::run(ctx, args),
         Command::ReceiveWal(args) => receive_wal::run(ctx, args),
+        Command::ReplicationStatus {
+            servers,
+            minimal,
+            target,
+            source,
+        } => replication_status::run(ctx, &servers.server_name, minimal, &target, &source),
+        Command::CheckWalArchive {
+            server_name,
+            timeline,
+        } => check_wal_archive::run(ctx, &server_name, timeline),
+        Command::ListProcesses { server_name } => receive_wal::list_processes(ctx, &server_name),
+        Command::TerminateProcess { server_name, task } => {
+            receive_wal::terminate_process(ctx, &server_name, &task)
+        }
         Command::LockDirectoryCleanup => {
             if let Err(e) = crate::catalog::lock::cleanup(&ctx.config.lock_directory) {
                 ctx.out.error(&format!(

@@ -1,6 +1,7 @@
 //! `barman receive-wal SERVER [--stop | --reset | --create-slot
 //! [--if-not-exists] | --drop-slot]`: Barman's dispatch (cli.py), the
-//! work in `streaming`.
+//! work in `streaming`; and the two commands over the same processes,
+//! `list-processes` and `terminate-process`.
 
 use super::{Ctx, Inactive};
 use crate::cli::ReceiveWal;
@@ -22,8 +23,8 @@ pub fn run(ctx: &mut Ctx, args: ReceiveWal) {
         ctx.out
             .error("--stop and --reset options are not compatible");
     } else if args.stop {
-        let stopped = process::stop(&lock_dir, &cfg.name);
-        process::report(&mut ctx.out, &cfg.name, stopped, true);
+        let stopped = process::stop(&lock_dir, &cfg.name, "receive-wal");
+        process::report(&mut ctx.out, &cfg.name, "receive-wal", stopped, true);
     } else if args.create_slot {
         let action = slot::Action::Create {
             if_not_exists: args.if_not_exists,
@@ -57,4 +58,39 @@ pub fn apply_wal_overrides(ctx: &mut Ctx, cfg: &mut crate::config::ServerConfig)
             parts.join(" and ")
         ));
     }
+}
+
+/// `barman list-processes SERVER`.
+pub fn list_processes(ctx: &mut Ctx, server: &str) {
+    let Some(cfg) = ctx.server(server, Inactive::Skip) else {
+        return;
+    };
+    let found = process::processes(&ctx.config.lock_directory, &cfg.name);
+    if ctx.out.is_json() {
+        let list = found
+            .iter()
+            .map(|(pid, task)| serde_json::json!({"pid": pid, "name": task}))
+            .collect();
+        ctx.out.json_set(&cfg.name, serde_json::Value::Array(list));
+    } else if found.is_empty() {
+        ctx.out.info(&format!(
+            "No active subprocesses found for server {}.",
+            cfg.name
+        ));
+    } else {
+        ctx.out
+            .info(&format!("Active subprocesses for server {}:", cfg.name));
+        for (pid, task) in found {
+            ctx.out.info(&format!("{pid} {task}"));
+        }
+    }
+}
+
+/// `barman terminate-process SERVER TASK`.
+pub fn terminate_process(ctx: &mut Ctx, server: &str, task: &str) {
+    let Some(cfg) = ctx.server(server, Inactive::Skip) else {
+        return;
+    };
+    let stopped = process::stop(&ctx.config.lock_directory, &cfg.name, task);
+    process::report(&mut ctx.out, &cfg.name, task, stopped, true);
 }

@@ -65,18 +65,61 @@ fn detach(cmd: &mut Command) {
     cmd.process_group(0);
 }
 
-/// What `--stop` found.
+/// Barman's ProcessManager tasks, in its matching order: the first
+/// suffix a lock file name ends with names its task.
+const TASKS: &[(&str, &str)] = &[
+    ("receive-wal", "-receive-wal.lock"),
+    ("sync-backup", "-sync-backup.lock"),
+    ("backup", "-backup.lock"),
+    ("cron", "-cron.lock"),
+    ("archive-wal", "-archive-wal.lock"),
+    ("sync-wal", "-sync-wal.lock"),
+];
+
+/// The server's running barman processes (pid, task), from the owners of
+/// `.<server>-*.lock` (as Barman's glob, a server whose name extends this
+/// one's is matched too).
+pub fn processes(lock_dir: &Path, server: &str) -> Vec<(u32, &'static str)> {
+    let prefix = format!(".{server}-");
+    let mut names: Vec<String> = std::fs::read_dir(lock_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .filter(|n| n.starts_with(&prefix) && n.ends_with(".lock"))
+        .collect();
+    names.sort();
+    let mut found = Vec::new();
+    for n in names {
+        let Some((task, _)) = TASKS.iter().find(|(task, suffix)| {
+            n.ends_with(suffix)
+                // sync-backup locks are `.<server>-<id>-sync-backup.lock`.
+                && (*task != "sync-backup" || n[1..n.len() - suffix.len()].contains('-'))
+                && n.len() > suffix.len() + 1
+        }) else {
+            continue;
+        };
+        if let Some(pid) = lock::owner(&lock_dir.join(&n)) {
+            found.push((pid, *task));
+        }
+    }
+    found
+}
+
+/// What a stop found.
 pub enum Stopped {
     Yes(u32),
     Failed(u32, Option<String>),
     NoProcess,
 }
 
-/// Barman's `kill`: SIGINT to the owner of the receive-wal lock, then wait
-/// up to ten seconds for it to go.
-pub fn stop(lock_dir: &Path, server: &str) -> Stopped {
-    let path = LockNames { dir: lock_dir }.receive_wal(server);
-    let Some(pid) = lock::owner(&path) else {
+/// Barman's `kill`: SIGINT to the first process of `task`, then up to ten
+/// probes a second apart.
+pub fn stop(lock_dir: &Path, server: &str, task: &str) -> Stopped {
+    let Some((pid, _)) = processes(lock_dir, server)
+        .into_iter()
+        .find(|(_, t)| *t == task)
+    else {
         return Stopped::NoProcess;
     };
     let target = Pid::from_raw(pid as i32);
@@ -88,29 +131,28 @@ pub fn stop(lock_dir: &Path, server: &str) -> Stopped {
     for _ in 0..10 {
         match kill(target, None) {
             Err(nix::errno::Errno::ESRCH) => return Stopped::Yes(pid),
-            _ => std::thread::sleep(Duration::from_secs(1)),
+            Err(e) => {
+                return Stopped::Failed(pid, Some(format!("[Errno {}] {}", e as i32, e.desc())))
+            }
+            Ok(()) => {}
         }
-        // A dead child not yet reaped by anyone still answers kill(0):
-        // the lock tells the truth.
-        if lock::owner(&path).is_none() {
-            return Stopped::Yes(pid);
-        }
+        std::thread::sleep(Duration::from_secs(1));
     }
     Stopped::Failed(pid, None)
 }
 
 /// Reports a stop as Barman does.
-pub fn report(out: &mut Output, server: &str, stopped: Stopped, fail_if_absent: bool) {
+pub fn report(out: &mut Output, server: &str, task: &str, stopped: Stopped, fail_if_absent: bool) {
     match stopped {
-        Stopped::Yes(pid) => out.info(&format!("Stopped process receive-wal({pid})")),
+        Stopped::Yes(pid) => out.info(&format!("Stopped process {task}({pid})")),
         Stopped::Failed(pid, why) => {
             if let Some(w) = why {
                 out.error(&w);
             }
-            out.error(&format!("Cannot terminate process receive-wal({pid})"));
+            out.error(&format!("Cannot terminate process {task}({pid})"));
         }
         Stopped::NoProcess if fail_if_absent => out.error(&format!(
-            "Termination of receive-wal failed: no such process for server {server}"
+            "Termination of {task} failed: no such process for server {server}"
         )),
         Stopped::NoProcess => {}
     }

@@ -129,6 +129,41 @@ fn pg_streaming_only_site_archives_backs_up_recovers_and_survives_kill() {
     );
     wait_for("the receiver", &env, || receiver_running(&env));
     assert!(!ok(&env, &["cron"]).contains("Starting streaming archiver"));
+    let procs = ok(&env, &["list-processes", "pg"]);
+    assert!(
+        procs.starts_with("Active subprocesses for server pg:\n"),
+        "{procs}"
+    );
+    assert!(
+        procs.lines().any(|l| l.ends_with(" receive-wal")),
+        "{procs}"
+    );
+    let status = ok(
+        &env,
+        &[
+            "replication-status",
+            "--minimal",
+            "--target",
+            "wal-streamer",
+            "pg",
+        ],
+    );
+    assert!(
+        status.starts_with("Wal streamers for master 'pg' (LSN @ "),
+        "{status}"
+    );
+    assert!(status.contains("  1. W) postgres@socket S:"), "{status}");
+    assert!(status.contains(" AN:barman_receive_wal\n"), "{status}");
+    let full = ok(&env, &["replication-status", "pg"]);
+    assert!(full.contains("     Replication slot: barman\n"), "{full}");
+    assert!(
+        full.contains("     Communication   : Unix domain socket\n"),
+        "{full}"
+    );
+    assert_eq!(
+        ok(&env, &["check-wal-archive", "pg"]),
+        "Server pg:\n - WAL archive check for server pg passed\n"
+    );
     let busy = env.barman(&["receive-wal", "pg"]);
     assert!(
         busy.stderr
@@ -198,6 +233,13 @@ fn pg_streaming_only_site_archives_backs_up_recovers_and_survives_kill() {
             "pg",
         ],
     );
+    let used = env.barman(&["check-wal-archive", "pg"]);
+    assert_eq!(used.code, 1);
+    assert_eq!(
+        used.stderr,
+        "ERROR: WAL archive check failed for server pg: Expected empty archive\n"
+    );
+    assert!(ok(&env, &["check-wal-archive", "--timeline", "2", "pg"]).contains("passed"));
     // The first backup purged what came before it: its WAL and after.
     let count = assert_no_gap(&env);
     assert!(
@@ -246,12 +288,21 @@ fn pg_streaming_only_site_archives_backs_up_recovers_and_survives_kill() {
     assert_eq!(rec.psql("SELECT tag FROM marker"), "before");
     drop(rec);
 
+    let absent = env.barman(&["terminate-process", "pg", "backup"]);
+    assert_eq!(
+        absent.stderr,
+        "ERROR: Termination of backup failed: no such process for server pg\n"
+    );
     let stop = ok(&env, &["receive-wal", "--stop", "pg"]);
     assert!(stop.starts_with("Stopped process receive-wal("), "{stop}");
     let none = env.barman(&["receive-wal", "--stop", "pg"]);
     assert_eq!(
         none.stderr,
         "ERROR: Termination of receive-wal failed: no such process for server pg\n"
+    );
+    assert_eq!(
+        ok(&env, &["list-processes", "pg"]),
+        "No active subprocesses found for server pg.\n"
     );
     wait_for("the slot to be released", &env, || {
         pg.psql("SELECT active FROM pg_replication_slots WHERE slot_name = 'barman'") == "f"
