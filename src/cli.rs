@@ -603,8 +603,17 @@ pub enum Command {
         /// The task name to terminate (e.g. backup, receive-wal).
         task: String,
     },
-    #[command(name = "config-switch", hide = true)]
-    ConfigSwitch(NotYet),
+    /// Change the active configuration for a server by applying a named model on top of it, or by resetting the active model.
+    #[command(name = "config-switch")]
+    ConfigSwitch {
+        /// Specifies the name of the server which configuration should be overriden by the model.
+        server_name: String,
+        /// Specifies the name of the model which configuration should override the server configuration. This is an optional argument and will not be used when called with the '--reset' flag.
+        model_name: Option<String>,
+        /// Indicates that we should unapply the currently active model for the server.
+        #[arg(long)]
+        reset: bool,
+    },
     #[command(name = "config-update", hide = true)]
     ConfigUpdate(NotYet),
 }
@@ -613,7 +622,6 @@ impl Command {
     /// The Barman name of a command barman-rs does not implement yet.
     pub fn not_yet(&self) -> Option<&'static str> {
         Some(match self {
-            Command::ConfigSwitch(_) => "config-switch",
             Command::ConfigUpdate(_) => "config-update",
             _ => return None,
         })

@@ -7,6 +7,7 @@ mod backup;
 mod check;
 mod check_backup;
 mod check_wal_archive;
+mod config_switch;
 mod cron;
 mod delete;
 mod diagnose;
@@ -283,6 +284,11 @@ pub fn run(ctx: &mut Ctx, command: Command) -> i32 {
         Command::PutWal { server_name, test } => put_wal::run(ctx, &server_name, test),
         Command::SwitchWal(args) => switch_wal::run(ctx, args),
         Command::ReceiveWal(args) => receive_wal::run(ctx, args),
+        Command::ConfigSwitch {
+            server_name,
+            model_name,
+            reset,
+        } => config_switch::run(ctx, &server_name, model_name.as_deref(), reset),
         Command::ReplicationStatus {
             servers,
             minimal,

@@ -19,8 +19,11 @@
 #![allow(clippy::result_large_err)]
 
 pub mod ini;
+pub mod model;
 pub mod options;
 pub mod types;
+
+pub use model::Model;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -260,6 +263,8 @@ pub struct Config {
     /// Raw `[barman]` items (with `[DEFAULT]`), for `diagnose`.
     pub global_items: Vec<(String, String)>,
     pub servers: BTreeMap<String, ServerConfig>,
+    /// Configuration models (`model = true` sections), by name.
+    pub models: BTreeMap<String, Model>,
     /// Barman's non-fatal warnings (unknown options, forced archiver...),
     /// printed once output is set up.
     pub warnings: Vec<String>,
@@ -283,6 +288,8 @@ pub struct ServerConfig {
     /// (forced archiver, default backup strategy).
     pub warnings: Vec<String>,
     pub barman_home: PathBuf,
+    /// The configuration model applied on top, if any.
+    pub active_model: Option<String>,
 }
 
 impl Config {
@@ -356,6 +363,7 @@ impl Config {
             log_format,
             global_items: Vec::new(),
             servers: BTreeMap::new(),
+            models: BTreeMap::new(),
             warnings: Vec::new(),
             global_errors: Vec::new(),
             raw,
@@ -414,11 +422,85 @@ impl Config {
             .collect();
         for name in names {
             validate_server_name(&self.raw, &name)?;
+            if let Some(model) = self.resolve_model(&name)? {
+                self.models.insert(name, model);
+                continue;
+            }
             let server = self.resolve_server(&name)?;
             self.servers.insert(name, server);
         }
         self.check_conflicting_paths();
+        self.apply_active_models();
         Ok(())
+    }
+
+    /// A `model = true` section (Barman's ModelConfig): its options other
+    /// than paths and hooks override a server of its `cluster` while it is
+    /// the server's active model.
+    fn resolve_model(&mut self, name: &str) -> Result<Option<Model>, ConfigError> {
+        let Some((flag, _)) = self.raw.get(name, "model")? else {
+            return Ok(None);
+        };
+        if types::parse_boolean(&flag) != Ok(true) {
+            return Ok(None);
+        }
+        let mut model = Model {
+            name: name.to_string(),
+            cluster: None,
+            overrides: Vec::new(),
+        };
+        let source = format!("[{name}] section");
+        for key in self.raw.keys(name) {
+            if key == "model" {
+                continue;
+            }
+            let Some((text, _)) = self.raw.get(name, &key)? else {
+                continue;
+            };
+            if key == "cluster" {
+                model.cluster = Some(text);
+                continue;
+            }
+            match options::server_option(&key) {
+                Some(def) if !model::BLACKLIST.contains(&def.name) => {
+                    if text.is_empty() || text == "None" {
+                        continue;
+                    }
+                    match options::parse_value(def, &text, &source) {
+                        Ok(v) => model.overrides.push((def.name, v)),
+                        Err(why) => return Err(value_error(&self.raw, name, &key, &text, why)),
+                    }
+                }
+                _ => self.warnings.push(format!(
+                    "Invalid configuration option \"{key}\" in [{name}] section."
+                )),
+            }
+        }
+        Ok(Some(model))
+    }
+
+    /// Barman's `_apply_models`: each server's `.active-model.auto`.
+    fn apply_active_models(&mut self) {
+        let names: Vec<String> = self.servers.keys().cloned().collect();
+        for name in names {
+            let server = self.servers.get_mut(&name).expect("listed");
+            let file = server.path("backup_directory").join(model::ACTIVE_FILE);
+            let Ok(text) = std::fs::read_to_string(&file) else {
+                continue;
+            };
+            let active = text.trim();
+            if active.is_empty() {
+                continue;
+            }
+            match self.models.get(active) {
+                None => server.disable(format!(
+                    "Model '{active}' is set as the active model for the server '{name}' but the model does not exist."
+                )),
+                Some(m) => {
+                    let _ = model::apply(server, m, &mut |msg| log::debug!("{msg}"));
+                }
+            }
+        }
     }
 
     fn include(&mut self, path: &Path, before: &[(String, String)]) -> Result<(), ConfigError> {
@@ -515,6 +597,7 @@ impl Config {
             unsupported,
             warnings: Vec::new(),
             barman_home: self.barman_home.clone(),
+            active_model: None,
         };
         let mut warnings = Vec::new();
         server.apply_server_rules(raw, &mut warnings)?;

@@ -279,7 +279,7 @@ pub static SERVER_OPTIONS: &[OptionDef] = &[
         Kind::Int,
         DEFERRED,
     ),
-    opt("cluster", Server, Some("%(name)s"), Kind::Str, DEFERRED),
+    opt("cluster", Server, Some("%(name)s"), Kind::Str, SUPPORTED),
     opt("compression", Inherit, None, Kind::Compression, SUPPORTED),
     opt(
         "compression_level",

@@ -8,6 +8,7 @@ mod harness;
 mod backup_catalog;
 mod catalog;
 mod config_errors;
+mod config_models;
 mod golden;
 mod interop;
 mod missing_home;
