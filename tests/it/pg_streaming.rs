@@ -3,8 +3,9 @@
 //! created by `receive-wal --create-slot` with Barman's messages, `cron`
 //! starts the receiver in the background, WAL arrives through streaming/
 //! and the intake, `check` is all OK, a backup waits for its WAL and is
-//! recovered; pg_receivewal killed with -9 mid-stream is restarted by the
-//! next cron and the archive has no gap; `--stop` and `--drop-slot` end it.
+//! recovered; pg_receivewal killed with -9 mid-stream, and a PostgreSQL
+//! restart, are each followed by a new receiver at the next cron and the
+//! archive has no gap; `--stop` and `--drop-slot` end it.
 
 use std::time::{Duration, Instant};
 
@@ -223,6 +224,33 @@ fn pg_streaming_only_site_archives_backs_up_recovers_and_survives_kill() {
     });
     pg.psql("INSERT INTO t SELECT g, 'y' FROM generate_series(60001, 70000) g");
     let last = ok(
+        &env,
+        &[
+            "switch-wal",
+            "--force",
+            "--archive",
+            "--archive-timeout",
+            "60",
+            "pg",
+        ],
+    );
+    // A PostgreSQL restart ends pg_receivewal (--no-loop): the next cron
+    // starts another, which resumes where the slot is.
+    let before = pg_receivewal_pid(&env);
+    pg.reconfigure("");
+    wait_for("the receiver to end with the server", &env, || {
+        pg_receivewal_pid(&env).is_none_or(|p| Some(p) != before) && !receiver_running(&env)
+    });
+    let cron = ok(&env, &["cron"]);
+    assert!(
+        cron.contains("Starting streaming archiver for server pg\n"),
+        "{cron}"
+    );
+    wait_for("the receiver after the restart", &env, || {
+        receiver_running(&env)
+    });
+    pg.psql("INSERT INTO t SELECT g, 'z' FROM generate_series(70001, 80000) g");
+    ok(
         &env,
         &[
             "switch-wal",
