@@ -335,8 +335,46 @@ fn pg_streaming_only_site_archives_backs_up_recovers_and_survives_kill() {
     wait_for("the slot to be released", &env, || {
         pg.psql("SELECT active FROM pg_replication_slots WHERE slot_name = 'barman'") == "f"
     });
+    // Another client on the slot: receive-wal refuses, naming it.
+    let other = pg.dir.join("other");
+    mkdir_postgres(&other);
+    let mut thief = crate::harness::pg::pg_program("pg_receivewal")
+        .args(["--slot", "barman", "--no-loop", "-D"])
+        .arg(&other)
+        .arg(format!("--dbname={}", pg.conninfo()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the other client", &env, || {
+        pg.psql("SELECT active FROM pg_replication_slots WHERE slot_name = 'barman'") == "t"
+    });
+    let taken = env.barman(&["receive-wal", "pg"]);
+    assert_eq!(taken.code, 1);
+    assert!(
+        taken
+            .stderr
+            .contains("ERROR: replication slot 'barman' is already in use\n"),
+        "{}",
+        taken.stderr
+    );
+    pg.psql("SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = 'barman'");
+    let _ = thief.wait();
+    wait_for("the slot to be free again", &env, || {
+        pg.psql("SELECT active FROM pg_replication_slots WHERE slot_name = 'barman'") == "f"
+    });
     assert_eq!(
         ok(&env, &["receive-wal", "--drop-slot", "pg"]),
         "Dropping physical replication slot 'barman' on server 'pg'\nReplication slot 'barman' dropped\n"
+    );
+    // With create_slot = manual, a missing slot is an error naming the fix.
+    let missing = env.barman(&["receive-wal", "pg"]);
+    assert_eq!(missing.code, 1);
+    assert!(
+        missing.stderr.contains(
+            "ERROR: replication slot 'barman' doesn't exist. Please execute 'barman receive-wal --create-slot pg'\n"
+        ),
+        "{}",
+        missing.stderr
     );
 }
