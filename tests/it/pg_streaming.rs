@@ -377,4 +377,22 @@ fn pg_streaming_only_site_archives_backs_up_recovers_and_survives_kill() {
         "{}",
         missing.stderr
     );
+    // With create_slot = auto, the receiver cron starts creates it.
+    let conf = std::fs::read_to_string(env.config_path()).unwrap();
+    std::fs::write(
+        env.config_path(),
+        conf.replace(
+            "slot_name = barman\n",
+            "slot_name = barman\ncreate_slot = auto\n",
+        ),
+    )
+    .unwrap();
+    ok(&env, &["cron"]);
+    wait_for("the receiver with a slot of its own", &env, || {
+        pg.psql("SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'barman' AND active")
+            == "1"
+    });
+    let log = std::fs::read_to_string(env.root().join("barman.log")).unwrap();
+    assert!(log.contains("Replication slot 'barman' created"), "{log}");
+    assert!(ok(&env, &["receive-wal", "--stop", "pg"]).starts_with("Stopped process receive-wal("));
 }
