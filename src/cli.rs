@@ -616,6 +616,20 @@ pub enum Command {
     },
     #[command(name = "config-update", hide = true)]
     ConfigUpdate(NotYet),
+    #[command(name = "export-backup", hide = true)]
+    ExportBackup(NotYet),
+    #[command(name = "import-backup", hide = true)]
+    ImportBackup(NotYet),
+    #[command(name = "sync-info", hide = true)]
+    SyncInfo(NotYet),
+    #[command(name = "sync-backup", hide = true)]
+    SyncBackup(NotYet),
+    #[command(name = "sync-wals", hide = true)]
+    SyncWals(NotYet),
+    #[command(name = "cloud-wal-archive", hide = true)]
+    CloudWalArchive(NotYet),
+    #[command(name = "cloud-wal-restore", hide = true)]
+    CloudWalRestore(NotYet),
 }
 
 impl Command {
@@ -623,6 +637,13 @@ impl Command {
     pub fn not_yet(&self) -> Option<&'static str> {
         Some(match self {
             Command::ConfigUpdate(_) => "config-update",
+            Command::ExportBackup(_) => "export-backup",
+            Command::ImportBackup(_) => "import-backup",
+            Command::SyncInfo(_) => "sync-info",
+            Command::SyncBackup(_) => "sync-backup",
+            Command::SyncWals(_) => "sync-wals",
+            Command::CloudWalArchive(_) => "cloud-wal-archive",
+            Command::CloudWalRestore(_) => "cloud-wal-restore",
             _ => return None,
         })
     }
