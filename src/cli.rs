@@ -77,6 +77,17 @@ pub struct NotYet {
     pub args: Vec<String>,
 }
 
+/// Barman's `check_positive`: an integer above 0. A primary running
+/// barman-rs also takes 0 (what a Barman passive stores after a one-line
+/// xlog.db, and then sends forever).
+fn positive_u64(s: &str) -> Result<u64, String> {
+    match s.parse::<i64>() {
+        Ok(n) if n >= 0 => Ok(n as u64),
+        Ok(_) => Err(format!("'{s}' is not a valid positive integer")),
+        Err(_) => Err(format!("'{s}' is not a valid input")),
+    }
+}
+
 /// `receive-wal` options, as Barman's argparse defines them.
 #[derive(Debug, Args)]
 pub struct ReceiveWal {
@@ -620,12 +631,34 @@ pub enum Command {
     ExportBackup(NotYet),
     #[command(name = "import-backup", hide = true)]
     ImportBackup(NotYet),
-    #[command(name = "sync-info", hide = true)]
-    SyncInfo(NotYet),
-    #[command(name = "sync-backup", hide = true)]
-    SyncBackup(NotYet),
-    #[command(name = "sync-wals", hide = true)]
-    SyncWals(NotYet),
+    /// Output the internal synchronisation status. Used to sync_backup with a passive node.
+    #[command(name = "sync-info")]
+    SyncInfo {
+        /// Specifies the server name for the command.
+        server_name: String,
+        /// Specifies the name of the latest WAL read.
+        last_wal: Option<String>,
+        /// The last position read from xlog database (in bytes).
+        #[arg(value_parser = positive_u64)]
+        last_position: Option<u64>,
+        /// Execute the sync-info on the configured primary node (if set).
+        #[arg(long)]
+        primary: bool,
+    },
+    /// Command that synchronises a backup from a master to a passive node.
+    #[command(name = "sync-backup")]
+    SyncBackup {
+        /// Specifies the server name for the command.
+        server_name: String,
+        /// Specifies the backup ID to be copied on the passive node.
+        backup_id: String,
+    },
+    /// Command that synchronises WAL files from a master to a passive node.
+    #[command(name = "sync-wals")]
+    SyncWals {
+        /// Specifies the server name for the command.
+        server_name: String,
+    },
     #[command(name = "cloud-wal-archive", hide = true)]
     CloudWalArchive(NotYet),
     #[command(name = "cloud-wal-restore", hide = true)]
@@ -639,9 +672,6 @@ impl Command {
             Command::ConfigUpdate(_) => "config-update",
             Command::ExportBackup(_) => "export-backup",
             Command::ImportBackup(_) => "import-backup",
-            Command::SyncInfo(_) => "sync-info",
-            Command::SyncBackup(_) => "sync-backup",
-            Command::SyncWals(_) => "sync-wals",
             Command::CloudWalArchive(_) => "cloud-wal-archive",
             Command::CloudWalRestore(_) => "cloud-wal-restore",
             _ => return None,

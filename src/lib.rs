@@ -33,6 +33,7 @@ pub mod fuzzing;
 pub mod hooks;
 pub mod logging;
 pub mod output;
+pub mod passive;
 pub mod pipeline;
 pub mod postgres;
 pub mod restore;

@@ -120,6 +120,12 @@ impl LockNames<'_> {
     pub fn backup_id(&self, server: &str, id: &str) -> PathBuf {
         self.named(format!(".{server}-{id}.lock"))
     }
+    pub fn sync_backup(&self, server: &str, id: &str) -> PathBuf {
+        self.named(format!(".{server}-{id}-sync-backup.lock"))
+    }
+    pub fn sync_wal(&self, server: &str) -> PathBuf {
+        self.named(format!(".{server}-sync-wal.lock"))
+    }
 }
 
 /// Barman's `lock_files_cleanup`: every `.*.lock` in `dir` that nobody

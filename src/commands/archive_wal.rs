@@ -25,6 +25,10 @@ pub fn run(ctx: &mut Ctx, name: &str) {
             return;
         }
     };
+    // A passive node has no archiver (its WAL comes from sync-wals).
+    if crate::passive::is_passive(&cfg) {
+        return;
+    }
     let intake = match ServerIntake::from_config(&cfg, &lock_dir, &ctx.config.file) {
         Ok(i) => i.with_system_id(),
         Err(e) => {

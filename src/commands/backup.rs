@@ -69,6 +69,11 @@ pub fn run(ctx: &mut Ctx, args: Backup) {
     let mut options = options;
     let mut servers = Vec::new();
     for mut cfg in ctx.active_servers(&args.servers.server_name) {
+        if crate::passive::is_passive(&cfg) {
+            ctx.out
+                .info(&format!("Skipping passive server '{}'", cfg.name));
+            continue;
+        }
         if let Some(t) = args.check_timeout {
             cfg.set("check_timeout", crate::config::types::Value::Int(t as i64));
         }

@@ -73,7 +73,9 @@ pub(crate) fn check_server(
     } else {
         timeout.clamp(2, 30) as u64
     });
-    let remote = if cfg.active() {
+    // A passive node never talks to PostgreSQL.
+    let passive = crate::passive::is_passive(cfg);
+    let remote = if cfg.active() && !passive {
         Remote::fetch(cfg, conn_timeout)
     } else {
         Remote::default()
@@ -90,6 +92,7 @@ pub(crate) fn check_server(
     if crate::catalog::xlogdb::is_empty(&cat)
         && !(cfg.active()
             && home
+            && !passive
             && super::switch_wal::archive_for_check(
                 cfg,
                 lock_dir,
@@ -141,7 +144,7 @@ pub(crate) fn check_server(
 
     let pg = remote.pg.clone().unwrap_or_default();
     let pg_up = pg.server_txt_version.is_some();
-    if cfg.active() {
+    if cfg.active() && !passive {
         if remote.pg.is_some() {
             if !pg_up {
                 c.result("PostgreSQL", false, None);
@@ -271,7 +274,11 @@ pub(crate) fn check_server(
     let hint = format!("have 0 non-incremental backups, expected at least {mr}");
     c.result("minimum redundancy requirements", mr <= 0, Some(&hint));
 
-    method_checks(&mut c, cfg, &remote);
+    if passive {
+        primary_ssh_checks(&mut c, cfg);
+    } else {
+        method_checks(&mut c, cfg, &remote);
+    }
 
     if !cfg.msg_list.is_empty() {
         c.result("configuration", false, None);
@@ -314,7 +321,7 @@ pub(crate) fn check_server(
         },
     }
 
-    if cfg.active() {
+    if cfg.active() && !passive {
         if let Some(t) = &remote.pg_receivewal {
             c.result("pg_receivexlog", t.path.is_some(), None);
             tool_compat(
@@ -375,6 +382,45 @@ pub(crate) fn check_server(
         errors.is_empty(),
         if hint.is_empty() { None } else { Some(&hint) },
     );
+}
+
+/// A passive node's `ssh` check (to its primary) and, when `true` printed
+/// anything (stdout or stderr), `ssh output clean`: the sync-info JSON
+/// would not parse behind a banner.
+fn primary_ssh_checks(c: &mut Checker, cfg: &ServerConfig) {
+    let ssh = cfg.get_str("primary_ssh_command").unwrap_or_default();
+    let mut argv: Vec<String> = ssh.split_whitespace().map(str::to_string).collect();
+    argv.extend(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no"].map(String::from));
+    let shown = argv.join(" ");
+    let run = std::process::Command::new(&argv[0])
+        .args(&argv[1..])
+        .arg("true")
+        .stdin(std::process::Stdio::null())
+        .output();
+    match run {
+        Ok(o) if o.status.success() => {
+            c.result("ssh", true, Some("Barman primary node"));
+            if !o.stdout.is_empty() || !o.stderr.is_empty() {
+                c.result(
+                    "ssh output clean",
+                    false,
+                    Some("the configured ssh_command must not add anything to the remote command output"),
+                );
+            }
+        }
+        Ok(o) => {
+            let hint = format!(
+                "Connection failed using '{shown}' return code {}",
+                o.status.code().unwrap_or(-1)
+            );
+            c.result("ssh", false, Some(&hint));
+        }
+        Err(_) => c.result(
+            "ssh",
+            false,
+            Some(&format!("Unable to execute {}", argv[0])),
+        ),
+    }
 }
 
 fn tool_compat(

@@ -66,36 +66,24 @@ pub fn run(ctx: &mut Ctx, keep_descriptors: bool) {
                 continue;
             }
         };
-        match lock::acquire(&locks.archive_wal(&name), false) {
-            Ok(archive_lock) => {
-                ctx.out
-                    .info_nolog(&format!("Starting WAL archiving for server {name}"));
-                match ServerIntake::from_config(&cfg, &lock_dir, &ctx.config.file) {
-                    Ok(i) => {
-                        intakes.push(i.with_system_id());
-                        held.push(archive_lock);
-                    }
-                    Err(e) => ctx.out.error(&e),
-                }
-            }
-            Err(LockError::Busy { .. }) => {
-                ctx.out.info(&format!(
-                    "Another archive-wal process is already running on server {name}. Skipping to the next server"
-                ));
-            }
-            Err(e) => ctx.out.error(&e.to_string()),
-        }
-        if cfg.get_bool("streaming_archiver") {
-            crate::streaming::process::start_in_background(
+        if crate::passive::is_passive(&cfg) {
+            // A passive node pulls from its primary instead of archiving.
+            crate::passive::cron::sync_cron(
                 &mut ctx.out,
+                &cfg,
                 &lock_dir,
                 &ctx.config.file,
-                &name,
                 keep_descriptors,
             );
         } else {
-            let stopped = crate::streaming::process::stop(&lock_dir, &name, "receive-wal");
-            crate::streaming::process::report(&mut ctx.out, &name, "receive-wal", stopped, false);
+            archive_and_stream(
+                ctx,
+                &cfg,
+                &lock_dir,
+                keep_descriptors,
+                &mut intakes,
+                &mut held,
+            );
         }
         let cat = crate::catalog::ServerCatalog::new(&cfg);
         // Barman announces the check and runs it in a child, concurrently
@@ -133,5 +121,50 @@ pub fn run(ctx: &mut Ctx, keep_descriptors: bool) {
     drop(cron_locks);
     if ctx.config.lock_directory_cleanup {
         let _ = lock::cleanup(&lock_dir);
+    }
+}
+
+/// WAL intake (queued for this run's shared pipeline) and the receiver of
+/// one ordinary server.
+fn archive_and_stream(
+    ctx: &mut Ctx,
+    cfg: &crate::config::ServerConfig,
+    lock_dir: &std::path::Path,
+    keep_descriptors: bool,
+    intakes: &mut Vec<ServerIntake>,
+    held: &mut Vec<Lock>,
+) {
+    let name = cfg.name.clone();
+    let locks = LockNames { dir: lock_dir };
+    match lock::acquire(&locks.archive_wal(&name), false) {
+        Ok(archive_lock) => {
+            ctx.out
+                .info_nolog(&format!("Starting WAL archiving for server {name}"));
+            match ServerIntake::from_config(cfg, lock_dir, &ctx.config.file) {
+                Ok(i) => {
+                    intakes.push(i.with_system_id());
+                    held.push(archive_lock);
+                }
+                Err(e) => ctx.out.error(&e),
+            }
+        }
+        Err(LockError::Busy { .. }) => {
+            ctx.out.info(&format!(
+                    "Another archive-wal process is already running on server {name}. Skipping to the next server"
+                ));
+        }
+        Err(e) => ctx.out.error(&e.to_string()),
+    }
+    if cfg.get_bool("streaming_archiver") {
+        crate::streaming::process::start_in_background(
+            &mut ctx.out,
+            lock_dir,
+            &ctx.config.file,
+            &name,
+            keep_descriptors,
+        );
+    } else {
+        let stopped = crate::streaming::process::stop(lock_dir, &name, "receive-wal");
+        crate::streaming::process::report(&mut ctx.out, &name, "receive-wal", stopped, false);
     }
 }

@@ -16,6 +16,9 @@ pub fn run(ctx: &mut Ctx, minimal: bool) {
         } else if server.disabled() {
             description.push_str(" (WARNING: disabled)");
         }
+        if crate::passive::is_passive(server) {
+            description.push_str(" (Passive)");
+        }
         if ctx.out.is_json() {
             ctx.out
                 .json_set(&name, json!({ "description": description }));

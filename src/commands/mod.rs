@@ -9,12 +9,12 @@ mod check_backup;
 mod check_wal_archive;
 mod config_switch;
 mod cron;
-mod delete;
+pub mod delete;
 mod diagnose;
 mod generate_manifest;
 mod get_wal;
 mod keep;
-mod list_backups;
+pub mod list_backups;
 mod list_files;
 mod list_servers;
 mod put_wal;
@@ -26,6 +26,7 @@ mod show_backup;
 mod show_servers;
 mod status;
 mod switch_wal;
+mod sync;
 mod verify_backup;
 
 use crate::cli::Command;
@@ -299,6 +300,23 @@ pub fn run(ctx: &mut Ctx, command: Command) -> i32 {
             server_name,
             timeline,
         } => check_wal_archive::run(ctx, &server_name, timeline),
+        Command::SyncInfo {
+            server_name,
+            last_wal,
+            last_position,
+            primary,
+        } => sync::info(
+            ctx,
+            &server_name,
+            last_wal.as_deref(),
+            last_position,
+            primary,
+        ),
+        Command::SyncBackup {
+            server_name,
+            backup_id,
+        } => sync::backup(ctx, &server_name, &backup_id),
+        Command::SyncWals { server_name } => sync::wals(ctx, &server_name),
         Command::ListProcesses { server_name } => receive_wal::list_processes(ctx, &server_name),
         Command::TerminateProcess { server_name, task } => {
             receive_wal::terminate_process(ctx, &server_name, &task)

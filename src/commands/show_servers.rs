@@ -21,13 +21,18 @@ pub fn run(ctx: &mut Ctx, names: &[String]) {
         ctx.report_unsupported(&name);
         let timeout =
             Duration::from_secs(cfg.get_int("check_timeout").unwrap_or(30).clamp(1, 30) as u64);
-        let remote = Remote::fetch(&cfg, timeout);
+        let passive = crate::passive::is_passive(&cfg);
+        let remote = if passive {
+            Remote::default()
+        } else {
+            Remote::fetch(&cfg, timeout)
+        };
         let mut map = remote.to_map(&cfg);
         for (k, v) in cfg.items() {
             map.insert(k.to_string(), v.clone());
         }
         map.insert("name".into(), Value::Str(name.clone()));
-        map.insert("passive_node".into(), Value::Bool(false));
+        map.insert("passive_node".into(), Value::Bool(passive));
         map.insert("active_model".into(), Value::None);
         if let Value::Interval(secs) = cfg.get("last_backup_maximum_age") {
             // No backups exist yet in barman-rs's catalog reader.

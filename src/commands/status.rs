@@ -24,7 +24,13 @@ pub fn run(ctx: &mut Ctx, names: &[String]) {
         };
         let timeout =
             Duration::from_secs(cfg.get_int("check_timeout").unwrap_or(30).clamp(1, 30) as u64);
-        let remote = Remote::fetch(&cfg, timeout);
+        // A passive node never talks to PostgreSQL: no PostgreSQL rows.
+        let passive = crate::passive::is_passive(&cfg);
+        let remote = if passive {
+            Remote::default()
+        } else {
+            Remote::fetch(&cfg, timeout)
+        };
         let mut rows: Vec<Row> = Vec::new();
         let yes_no = |b: bool| if b { "True" } else { "False" }.to_string();
         rows.push((
@@ -37,6 +43,7 @@ pub fn run(ctx: &mut Ctx, names: &[String]) {
         rows.push(("active_model", "Active configuration model", "None".into()));
         let pg = remote.pg.clone().unwrap_or_default();
         match &pg.server_txt_version {
+            _ if passive => {}
             None => rows.push((
                 "pg_version",
                 "PostgreSQL version",
@@ -99,14 +106,23 @@ pub fn run(ctx: &mut Ctx, names: &[String]) {
                 }
             }
         }
-        rows.push(("passive_node", "Passive node", "False".into()));
+        rows.push(("passive_node", "Passive node", yes_no(passive)));
         let retention = match cfg.retention_policy() {
             Some(rp) => format!("enforced (mode: auto, retention: {rp}, WAL retention: MAIN)"),
             None => "not enforced".into(),
         };
         rows.push(("retention_policies", "Retention policies", retention));
         match backups::load(&ServerCatalog::new(&cfg)) {
-            Ok(list) => catalog_rows(&mut rows, &BackupCounts::of(&list), &cfg),
+            Ok(list) => {
+                catalog_rows(&mut rows, &BackupCounts::of(&list), &cfg);
+                if let Some(ssh) = cfg.get_str("primary_ssh_command").filter(|_| passive) {
+                    rows.push((
+                        "primary_ssh_command",
+                        "SSH command to primary server",
+                        ssh.to_string(),
+                    ));
+                }
+            }
             Err(e) => {
                 // Barman has printed the lines so far when an unreadable
                 // backup.info stops it.

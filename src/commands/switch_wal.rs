@@ -67,6 +67,13 @@ enum SwitchError {
 pub fn run(ctx: &mut Ctx, args: SwitchWal) {
     for cfg in ctx.active_servers(&args.servers.server_name) {
         let name = cfg.name.clone();
+        if crate::passive::is_passive(&cfg) {
+            // Barman fails here with an EXCEPTION (no connection object).
+            ctx.out.error(&format!(
+                "switch-wal is not possible on passive server '{name}': it has no PostgreSQL connection"
+            ));
+            continue;
+        }
         let closed = match switch(&cfg, args.force, Duration::from_secs(30)) {
             Ok(Switched::Closed(wal)) => {
                 ctx.out.info(&format!(

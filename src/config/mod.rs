@@ -827,11 +827,19 @@ impl ServerConfig {
             value_error(raw, section, key, value, why)
         };
 
+        // A passive node (primary_ssh_command) never connects to PostgreSQL
+        // and has no archivers nor backup method: Barman skips those rules.
+        let passive = self
+            .get_str("primary_ssh_command")
+            .is_some_and(|c| !c.trim().is_empty());
         // conninfo: Barman splits on blanks and the first '='.
         for (key, label) in [
             ("conninfo", "PostgreSQL connection"),
             ("streaming_conninfo", "Streaming connection"),
-        ] {
+        ]
+        .into_iter()
+        .filter(|_| !passive)
+        {
             let needed = key == "conninfo"
                 || self.get_str("backup_method") == Some("postgres")
                 || self.get_bool("streaming_archiver");
@@ -856,7 +864,8 @@ impl ServerConfig {
             }
         }
 
-        if !self.get_bool("archiver")
+        if !passive
+            && !self.get_bool("archiver")
             && self.get_bool("streaming_archiver")
             && self.get_str("slot_name").is_none()
         {
@@ -864,7 +873,7 @@ impl ServerConfig {
                 "Streaming-only archiver requires 'streaming_conninfo' and 'slot_name' options to be properly configured".into(),
             );
         }
-        if !self.get_bool("archiver") && !self.get_bool("streaming_archiver") {
+        if !passive && !self.get_bool("archiver") && !self.get_bool("streaming_archiver") {
             warnings.push(format!(
                 "No archiver enabled for server '{name}'. Please turn on 'archiver', 'streaming_archiver' or both"
             ));
@@ -920,7 +929,7 @@ impl ServerConfig {
                 .insert("wal_retention_policy", Value::WalRetentionMain);
         }
 
-        match self.get_str("backup_method") {
+        match self.get_str("backup_method").filter(|_| !passive) {
             Some("rsync") if self.get_str("ssh_command").is_none() => self.disable(format!(
                 "Missing or invalid ssh_command in barman configuration for server {name}"
             )),
@@ -955,7 +964,7 @@ impl ServerConfig {
         // FIX: the native local-rsync copy writes compressed tar backups
         // (pg_basebackup's layout, which Barman recovers); Barman disables
         // the server instead. rsync over ssh stays as Barman has it.
-        let local = self.get_str("backup_method") == Some("local-rsync");
+        let local = !passive && self.get_str("backup_method") == Some("local-rsync");
         if local && self.get_str("backup_compression").is_some() {
             if self.get_str("backup_compression_format") == Some("plain") {
                 self.disable(
@@ -966,7 +975,7 @@ impl ServerConfig {
                 self.disable("reuse_backup option is not supported with backup_compression".into());
             }
         }
-        if matches!(self.get_str("backup_method"), Some("rsync" | "local-rsync")) {
+        if !passive && matches!(self.get_str("backup_method"), Some("rsync" | "local-rsync")) {
             if !local && self.get_str("backup_compression").is_some() {
                 self.disable(
                     "backup_compression option is not supported by rsync backup_method".into(),

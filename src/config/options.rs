@@ -339,7 +339,7 @@ pub static SERVER_OPTIONS: &[OptionDef] = &[
         Inherit,
         Some("false"),
         Kind::Bool,
-        DEFERRED,
+        SUPPORTED,
     ),
     opt("gcp_project", Inherit, None, Kind::Str, DEFERRED),
     opt("gcp_zone", Server, None, Kind::Str, DEFERRED),
@@ -530,7 +530,7 @@ pub static SERVER_OPTIONS: &[OptionDef] = &[
         SUPPORTED,
     ),
     opt("primary_conninfo", Server, None, Kind::Str, SUPPORTED),
-    opt("primary_ssh_command", Inherit, None, Kind::Str, DEFERRED),
+    opt("primary_ssh_command", Inherit, None, Kind::Str, SUPPORTED),
     opt(
         "recovery_options",
         Inherit,

@@ -33,20 +33,13 @@ pub fn start_in_background(
             return false;
         }
     }
-    let exe = std::env::current_exe().unwrap_or_else(|_| "barman".into());
-    let mut cmd = Command::new(exe);
-    cmd.arg("-c")
-        .arg(config_file)
-        .args(["-q", "receive-wal", server])
-        .stdin(Stdio::null());
-    if !keep_descriptors {
-        cmd.stdout(Stdio::null()).stderr(Stdio::null());
-    }
-    // A session of its own: cron's end (or a terminal's) does not stop it.
-    detach(&mut cmd);
-    match cmd.spawn() {
-        Ok(child) => {
-            log::debug!("BarmanSubProcess: subprocess started. pid: {}", child.id());
+    match spawn_barman(
+        config_file,
+        &["-q", "receive-wal", server],
+        keep_descriptors,
+    ) {
+        Ok(pid) => {
+            log::debug!("BarmanSubProcess: subprocess started. pid: {pid}");
             true
         }
         Err(e) => {
@@ -56,6 +49,28 @@ pub fn start_in_background(
             false
         }
     }
+}
+
+/// Starts `barman -c <config> <args>` (this binary) detached, as Barman's
+/// `BarmanSubProcess`: stdin from /dev/null, output discarded unless
+/// `keep_descriptors`, a session of its own, not waited for.
+pub fn spawn_barman(
+    config_file: &Path,
+    args: &[&str],
+    keep_descriptors: bool,
+) -> std::io::Result<u32> {
+    let exe = std::env::current_exe().unwrap_or_else(|_| "barman".into());
+    let mut cmd = Command::new(exe);
+    cmd.arg("-c")
+        .arg(config_file)
+        .args(args)
+        .stdin(Stdio::null());
+    if !keep_descriptors {
+        cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    }
+    // A session of its own: cron's end (or a terminal's) does not stop it.
+    detach(&mut cmd);
+    cmd.spawn().map(|c| c.id())
 }
 
 /// A process group of its own (Barman uses setsid): signals sent to

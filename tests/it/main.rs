@@ -19,6 +19,7 @@ mod pg_incremental;
 mod pg_interop_backup;
 mod pg_interop_restore;
 mod pg_matrix;
+mod pg_passive;
 mod pg_restore;
 mod pg_streaming;
 mod pg_tls;

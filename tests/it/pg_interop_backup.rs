@@ -26,14 +26,14 @@ fn py(env: &TestEnv, args: &[&str]) -> (i32, String, String) {
 }
 
 /// Runs real Barman and insists on exit 0; returns stdout.
-fn py_ok(env: &TestEnv, args: &[&str]) -> String {
+pub(crate) fn py_ok(env: &TestEnv, args: &[&str]) -> String {
     let (code, out, err) = py(env, args);
     assert_eq!(code, 0, "Barman {args:?}:\n{out}\n{err}");
     out
 }
 
 /// barman-rs, insisting on exit 0; returns stdout.
-fn rs_ok(env: &TestEnv, args: &[&str]) -> String {
+pub(crate) fn rs_ok(env: &TestEnv, args: &[&str]) -> String {
     let run = env.barman(args);
     assert_eq!(
         run.code, 0,
@@ -80,7 +80,7 @@ fn info(env: &TestEnv, id: &str) -> String {
 }
 
 /// Writes `n` marker rows tagged `tag` (before a backup).
-fn mark(pg: &PgCluster, tag: &str, n: u32) {
+pub(crate) fn mark(pg: &PgCluster, tag: &str, n: u32) {
     pg.psql("CREATE TABLE IF NOT EXISTS marker (tag text, n int)");
     pg.psql(&format!(
         "INSERT INTO marker SELECT '{tag}', g FROM generate_series(1, {n}) g"
@@ -145,7 +145,7 @@ fn recover_and_check(
 
 /// [`recover_and_check`] with either tool.
 #[allow(clippy::too_many_arguments)]
-fn recover_with(
+pub(crate) fn recover_with(
     tool: fn(&TestEnv, &[&str]) -> String,
     pg: &PgCluster,
     env: &TestEnv,

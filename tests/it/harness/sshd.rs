@@ -30,6 +30,13 @@ fn keygen(path: &std::path::Path) {
 
 impl Sshd {
     pub fn start() -> Sshd {
+        Sshd::start_with_env(&[])
+    }
+
+    /// An sshd whose sessions get `env` (sshd_config `SetEnv`): a
+    /// passive node's primary needs its `barman` on PATH and its
+    /// configuration file (`BARMAN_CONFIG_FILE`).
+    pub fn start_with_env(env: &[(&str, String)]) -> Sshd {
         let dir = tempfile::Builder::new()
             .prefix("barman-rs-sshd-")
             .tempdir()
@@ -51,10 +58,16 @@ impl Sshd {
                 "Port {port}\nListenAddress 127.0.0.1\nHostKey {k}\nAuthorizedKeysFile {a}\n\
                  PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
                  StrictModes no\nPermitRootLogin prohibit-password\nAllowUsers {user}\n\
-                 PidFile {p}\nSubsystem sftp internal-sftp\n",
+                 PidFile {p}\nSubsystem sftp internal-sftp\n{setenv}",
                 k = d.join("host_key").display(),
                 a = d.join("authorized_keys").display(),
                 p = d.join("sshd.pid").display(),
+                setenv = if env.is_empty() {
+                    String::new()
+                } else {
+                    let vars: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    format!("SetEnv {}\n", vars.join(" "))
+                },
             ),
         )
         .unwrap();
