@@ -22,6 +22,7 @@ mod pg_matrix;
 mod pg_passive;
 mod pg_restore;
 mod pg_streaming;
+mod pg_streaming_faults;
 mod pg_tls;
 mod pg_wal;
 mod verify_manifest;

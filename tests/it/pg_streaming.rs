@@ -13,7 +13,7 @@ use crate::harness::pg::{PgCluster, Recovered};
 use crate::harness::TestEnv;
 use crate::pg_backup::mkdir_postgres;
 
-fn ok(env: &TestEnv, args: &[&str]) -> String {
+pub(crate) fn ok(env: &TestEnv, args: &[&str]) -> String {
     let run = env.barman(args);
     assert_eq!(
         run.code,
@@ -26,7 +26,7 @@ fn ok(env: &TestEnv, args: &[&str]) -> String {
     run.stdout
 }
 
-fn wait_for(what: &str, env: &TestEnv, mut done: impl FnMut() -> bool) {
+pub(crate) fn wait_for(what: &str, env: &TestEnv, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !done() {
         assert!(
@@ -38,15 +38,20 @@ fn wait_for(what: &str, env: &TestEnv, mut done: impl FnMut() -> bool) {
     }
 }
 
-fn receiver_running(env: &TestEnv) -> bool {
+pub(crate) fn receiver_running(env: &TestEnv) -> bool {
     env.barman(&["check", "pg"])
         .stdout
         .contains("\treceive-wal running: OK\n")
 }
 
 /// pg_receivewal's pid, found by its --directory argument.
-fn pg_receivewal_pid(env: &TestEnv) -> Option<i32> {
-    let dir = format!("--directory={}", env.home().join("pg/streaming").display());
+pub(crate) fn pg_receivewal_pid(env: &TestEnv) -> Option<i32> {
+    pg_receivewal_pid_in(&env.home().join("pg/streaming"))
+}
+
+/// pg_receivewal's pid, found by the directory it writes to.
+pub(crate) fn pg_receivewal_pid_in(dir: &std::path::Path) -> Option<i32> {
+    let dir = format!("--directory={}", dir.display());
     for e in std::fs::read_dir("/proc").ok()?.flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
             continue;
@@ -63,7 +68,7 @@ fn pg_receivewal_pid(env: &TestEnv) -> Option<i32> {
 }
 
 /// Segment names in xlog.db are contiguous from the first to the last.
-fn assert_no_gap(env: &TestEnv) -> usize {
+pub(crate) fn assert_no_gap(env: &TestEnv) -> usize {
     let xlog = std::fs::read_to_string(env.home().join("pg/wals/pg-xlog.db")).unwrap();
     let mut segs: Vec<u64> = xlog
         .lines()

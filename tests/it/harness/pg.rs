@@ -279,6 +279,47 @@ impl PgCluster {
     }
 }
 
+impl PgCluster {
+    /// The primary rebuilt in place: same socket, port and settings, a new
+    /// initdb, hence a new system identifier (the template's copies all
+    /// share one).
+    pub fn rebuild(&self) {
+        self.pg_ctl(&["-m", "fast"], "stop");
+        let old = self.dir.join("data-before-rebuild");
+        std::fs::rename(&self.data, &old).unwrap();
+        let mut initdb = self.cmd("initdb");
+        if self.major >= 18 {
+            initdb.arg("--no-data-checksums");
+        }
+        let out = initdb
+            .args([
+                "--no-sync",
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--locale",
+                "C",
+                "-D",
+            ])
+            .arg(&self.data)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for f in ["postgresql.conf", "pg_hba.conf"] {
+            std::fs::copy(old.join(f), self.data.join(f)).unwrap();
+        }
+        chown_postgres(&self.data);
+        self.pg_ctl(&["-t", "30"], "start");
+    }
+}
+
 impl Drop for PgCluster {
     fn drop(&mut self) {
         let _ = self
