@@ -627,10 +627,30 @@ pub enum Command {
     },
     #[command(name = "config-update", hide = true)]
     ConfigUpdate(NotYet),
-    #[command(name = "export-backup", hide = true)]
-    ExportBackup(NotYet),
-    #[command(name = "import-backup", hide = true)]
-    ImportBackup(NotYet),
+    /// Export a backup for the given server and backup ID to a tarball.
+    #[command(name = "export-backup")]
+    ExportBackup {
+        /// specifies the server name for the command
+        server_name: String,
+        /// specifies the backup ID to export
+        backup_id: String,
+        /// directory where the exported tarball will be saved
+        output_directory: String,
+        /// if specified, compress the exported tarball using the given algorithm (default: no compression)
+        #[arg(long, value_parser = ["gzip", "bzip2", "xz"])]
+        compression: Option<String>,
+        /// compression level for the specified algorithm, if any. Valid levels are 1-9 for gzip/bzip2, 0-9 for xz (default: algorithm default level)
+        #[arg(long = "compression-level", value_name = "COMPRESSION_LEVEL")]
+        compression_level: Option<i64>,
+    },
+    /// Import a previously exported backup tarball into the Barman catalog.
+    #[command(name = "import-backup")]
+    ImportBackup {
+        /// specifies the server name for the command
+        server_name: String,
+        /// path to the exported backup tarball to import
+        input_tarball: String,
+    },
     /// Output the internal synchronisation status. Used to sync_backup with a passive node.
     #[command(name = "sync-info")]
     SyncInfo {
@@ -670,8 +690,6 @@ impl Command {
     pub fn not_yet(&self) -> Option<&'static str> {
         Some(match self {
             Command::ConfigUpdate(_) => "config-update",
-            Command::ExportBackup(_) => "export-backup",
-            Command::ImportBackup(_) => "import-backup",
             Command::CloudWalArchive(_) => "cloud-wal-archive",
             Command::CloudWalRestore(_) => "cloud-wal-restore",
             _ => return None,

@@ -25,6 +25,7 @@ pub mod commands;
 pub mod compression;
 pub mod config;
 pub mod durable;
+pub mod export;
 #[doc(hidden)]
 pub mod failpoint;
 pub mod fileio;

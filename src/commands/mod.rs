@@ -11,8 +11,10 @@ mod config_switch;
 mod cron;
 pub mod delete;
 mod diagnose;
+mod export_backup;
 mod generate_manifest;
 mod get_wal;
+mod import_backup;
 mod keep;
 pub mod list_backups;
 mod list_files;
@@ -285,6 +287,24 @@ pub fn run(ctx: &mut Ctx, command: Command) -> i32 {
         Command::PutWal { server_name, test } => put_wal::run(ctx, &server_name, test),
         Command::SwitchWal(args) => switch_wal::run(ctx, args),
         Command::ReceiveWal(args) => receive_wal::run(ctx, args),
+        Command::ExportBackup {
+            server_name,
+            backup_id,
+            output_directory,
+            compression,
+            compression_level,
+        } => export_backup::run(
+            ctx,
+            &server_name,
+            &backup_id,
+            &output_directory,
+            compression.as_deref(),
+            compression_level,
+        ),
+        Command::ImportBackup {
+            server_name,
+            input_tarball,
+        } => import_backup::run(ctx, &server_name, &input_tarball),
         Command::ConfigSwitch {
             server_name,
             model_name,

@@ -15,6 +15,7 @@ mod missing_home;
 mod pg_backup;
 mod pg_check;
 mod pg_combine;
+mod pg_export;
 mod pg_incremental;
 mod pg_interop_backup;
 mod pg_interop_restore;
