@@ -625,8 +625,12 @@ pub enum Command {
         #[arg(long)]
         reset: bool,
     },
-    #[command(name = "config-update", hide = true)]
-    ConfigUpdate(NotYet),
+    /// Receives a set of configuration changes in json format and applies them.
+    #[command(name = "config-update")]
+    ConfigUpdate {
+        /// specifies the configuration changes to apply, in json format
+        json_changes: String,
+    },
     /// Export a backup for the given server and backup ID to a tarball.
     #[command(name = "export-backup")]
     ExportBackup {
@@ -689,7 +693,6 @@ impl Command {
     /// The Barman name of a command barman-rs does not implement yet.
     pub fn not_yet(&self) -> Option<&'static str> {
         Some(match self {
-            Command::ConfigUpdate(_) => "config-update",
             Command::CloudWalArchive(_) => "cloud-wal-archive",
             Command::CloudWalRestore(_) => "cloud-wal-restore",
             _ => return None,

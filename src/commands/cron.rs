@@ -27,6 +27,7 @@ impl Report for Logged<'_> {
 }
 
 pub fn run(ctx: &mut Ctx, keep_descriptors: bool) {
+    super::config_update::from_cron(ctx);
     let Some(names) = ctx.select(None) else {
         return;
     };

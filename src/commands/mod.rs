@@ -8,6 +8,7 @@ mod check;
 mod check_backup;
 mod check_wal_archive;
 mod config_switch;
+mod config_update;
 mod cron;
 pub mod delete;
 mod diagnose;
@@ -305,6 +306,7 @@ pub fn run(ctx: &mut Ctx, command: Command) -> i32 {
             server_name,
             input_tarball,
         } => import_backup::run(ctx, &server_name, &input_tarball),
+        Command::ConfigUpdate { json_changes } => config_update::run(ctx, &json_changes),
         Command::ConfigSwitch {
             server_name,
             model_name,

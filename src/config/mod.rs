@@ -19,9 +19,11 @@
 #![allow(clippy::result_large_err)]
 
 pub mod ini;
+pub mod json;
 pub mod model;
 pub mod options;
 pub mod types;
+pub mod update;
 
 pub use model::Model;
 
@@ -120,6 +122,9 @@ struct RawConfig {
     order: Vec<String>,
     /// Where each server section was first declared, for duplicate errors.
     declared: BTreeMap<String, (PathBuf, usize)>,
+    /// Files whose sections merge with another file's instead of being a
+    /// duplicate: `.barman.auto.conf`, where config-update writes.
+    mergeable: Vec<PathBuf>,
 }
 
 impl RawConfig {
@@ -139,7 +144,12 @@ impl RawConfig {
         for section in sections {
             let is_special = section.name == "barman" || section.name == "DEFAULT";
             if !is_special {
-                if let Some((p, l)) = self.declared.get(&section.name) {
+                let merges = |p: &Path| {
+                    p != path
+                        && (self.mergeable.iter().any(|m| m == p)
+                            || self.mergeable.iter().any(|m| m == path))
+                };
+                if let Some((p, l)) = self.declared.get(&section.name).filter(|(p, _)| !merges(p)) {
                     return Err(ConfigError::Duplicate {
                         name: section.name.clone(),
                         first: format!("{} line {}", p.display(), l),
@@ -398,6 +408,7 @@ impl Config {
         }
         let auto = self.barman_home.join(".barman.auto.conf");
         if auto.exists() {
+            self.raw.mergeable.push(auto.clone());
             self.include(&auto, &before)?;
         }
         self.global_items = self.raw.global_snapshot();
@@ -653,6 +664,30 @@ impl Config {
                 s.values.insert("disabled", Value::Bool(true));
             }
         }
+    }
+
+    /// The file that last set `key` in `section`, else the one that set it
+    /// in `[barman]` (Barman's `get_config_source`, where config-update
+    /// writes a change).
+    ///
+    /// FIX: when only `[barman]` sets it and the section is declared in
+    /// another file, Barman adds a second `[section]` to the main file;
+    /// that file gets the change instead, so no section is defined twice.
+    pub fn source_file(&self, section: &str, key: &str) -> Option<PathBuf> {
+        if let Some(r) = self.raw.sections.get(section).and_then(|s| s.get(key)) {
+            return Some(r.path.clone());
+        }
+        let global = self.raw.sections.get("barman").and_then(|s| s.get(key))?;
+        match self.raw.declared.get(section) {
+            Some((p, _)) if !self.raw.mergeable.contains(p) => Some(p.clone()),
+            _ => Some(global.path.clone()),
+        }
+    }
+
+    /// `section`'s own value for `key` as Barman's `Config.get` reads it
+    /// (interpolated, quotes stripped), if the section sets it.
+    pub fn section_value(&self, section: &str, key: &str) -> Option<String> {
+        self.raw.get(section, key).ok().flatten().map(|(v, _)| v)
     }
 
     /// The file that set `key` for `section` (or `[barman]`), for

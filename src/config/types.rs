@@ -267,7 +267,7 @@ pub fn parse_csv(
 
 /// WAL compression algorithms Barman knows (its `compression_registry`).
 pub const COMPRESSIONS: &[&str] = &[
-    "gzip", "pygzip", "bzip2", "pybzip2", "xz", "zstd", "lz4", "snappy", "custom", "pigz",
+    "gzip", "bzip2", "pygzip", "pybzip2", "pigz", "xz", "zstd", "lz4", "snappy", "custom",
 ];
 
 /// `compression_level`: `low|medium|high` or an integer (negatives for zstd).

@@ -9,6 +9,7 @@ mod backup_catalog;
 mod catalog;
 mod config_errors;
 mod config_models;
+mod config_update;
 mod golden;
 mod interop;
 mod missing_home;
